@@ -1,0 +1,155 @@
+"""One vocabulary of events, shared by the training worker, the CLI and the window.
+
+Every event is a small frozen dataclass that pickles (to cross a process boundary) and turns into
+a flat JSON object with a "type" key (for metrics.jsonl and `--events jsonl`). A sink is any
+callable that takes an event.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+import time
+from dataclasses import dataclass, field
+from typing import Any, Callable, Optional
+
+
+@dataclass(frozen=True)
+class Event:
+    """Base class: `time` is when the event was made (seconds since the epoch)."""
+
+    time: float = field(default_factory=time.time, kw_only=True)
+
+    def to_dict(self) -> dict[str, Any]:
+        data = dataclasses.asdict(self)
+        data["type"] = type(self).__name__
+        return data
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False)
+
+
+@dataclass(frozen=True)
+class Started(Event):
+    """Training is about to start: what is being trained and on what."""
+
+    run_dir: str
+    method: str
+    device: str
+    trainable_params: int
+    total_params: int
+    train_examples: int
+    val_examples: int
+    total_steps: int
+
+    @property
+    def trainable_percent(self) -> float:
+        return 100.0 * self.trainable_params / max(1, self.total_params)
+
+
+@dataclass(frozen=True)
+class Notice(Event):
+    """Something the user should read, in plain words (a fallback, a warning, a hint)."""
+
+    message: str
+    level: str = "info"  # info | warning
+
+
+@dataclass(frozen=True)
+class Progress(Event):
+    step: int
+    total_steps: int
+    epoch: float
+    elapsed_s: float
+    eta_s: Optional[float]
+
+
+@dataclass(frozen=True)
+class TrainMetric(Event):
+    step: int
+    loss: float
+    lr: float
+    grad_norm: float
+    tokens_per_s: float
+
+
+@dataclass(frozen=True)
+class EvalMetric(Event):
+    """Validation loss at `step`; best_step/best_val_loss describe the best seen so far."""
+
+    step: int
+    val_loss: float
+    best_step: int
+    best_val_loss: float
+
+
+@dataclass(frozen=True)
+class CheckpointSaved(Event):
+    step: int
+    path: str
+
+
+@dataclass(frozen=True)
+class Finished(Event):
+    """The run ended with a usable result. reason: completed | stopped | early_stopped."""
+
+    run_dir: str
+    output_path: str
+    reason: str
+    step: int
+    best_step: Optional[int] = None
+    best_val_loss: Optional[float] = None
+
+
+@dataclass(frozen=True)
+class Failed(Event):
+    """The run could not go on. `reason` says what happened, `hint` what to try."""
+
+    reason: str
+    hint: str = ""
+    log_tail: str = ""
+
+
+@dataclass(frozen=True)
+class Token(Event):
+    """A piece of streamed text from the chat worker; side is "base" or "tuned"."""
+
+    request: int
+    side: str
+    text: str
+
+
+@dataclass(frozen=True)
+class GenerationDone(Event):
+    request: int
+    side: str
+    tokens: int
+    seconds: float
+    first_token_s: Optional[float] = None
+
+
+Sink = Callable[[Event], None]
+
+EVENT_TYPES: dict[str, type[Event]] = {
+    cls.__name__: cls
+    for cls in (Started, Notice, Progress, TrainMetric, EvalMetric, CheckpointSaved, Finished,
+                Failed, Token, GenerationDone)
+}
+
+
+def event_from_dict(data: dict[str, Any]) -> Event:
+    """Inverse of Event.to_dict; unknown keys are ignored so old readers survive new fields."""
+    cls = EVENT_TYPES[data["type"]]
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in data.items() if k in names})
+
+
+def read_events(path) -> list[Event]:
+    """Read a metrics.jsonl file; a torn last line (the writer was killed) is skipped."""
+    events = []
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            try:
+                events.append(event_from_dict(json.loads(line)))
+            except (ValueError, KeyError, TypeError):
+                continue
+    return events
