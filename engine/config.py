@@ -207,9 +207,10 @@ def _coerce(value: Any, target_type: Any, key: str, source: str) -> Any:
                 raise ValueError(value)
             return bool(value)
         if kind is int:
-            if isinstance(value, float) and not value.is_integer():
+            number = float(value) if isinstance(value, str) else value
+            if isinstance(number, float) and not number.is_integer():
                 raise ValueError(value)
-            return int(float(value)) if isinstance(value, str) else int(value)
+            return int(number)
         if kind is float:
             return float(value)
         if kind is str:

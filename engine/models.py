@@ -165,6 +165,7 @@ def convert_gguf(gguf_path: Path, folder: Path, *, display_name: str, source: st
     _say(progress, "Saving as a Hugging Face folder...", 0.75)
     folder.parent.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".{folder.name}-", dir=folder.parent))
+    staging.chmod(0o755)  # mkdtemp makes it private; the model folder should read like any other
     try:
         model.save_pretrained(staging, safe_serialization=True)
         tokenizer.save_pretrained(staging)
