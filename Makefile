@@ -37,8 +37,9 @@ bundle: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bundle]"
 	$(VENV)/bin/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/tunesmith.spec
 
+# Starts the built bundle offscreen, spawns a worker from it, and exports a tiny run with its CLI.
 bundle-smoke: bundle
-	QT_QPA_PLATFORM=offscreen dist/tunesmith/tunesmith --smoke-test
+	SKIP_BUILD=1 packaging/smoke.sh
 
 clean-venv:
 	rm -rf $(VENV)

@@ -98,6 +98,10 @@ class TrainingConfig:
                              "supports it, else fp32.", choices=("auto", "bf16", "fp16", "fp32"))
     packing: bool = setting(True, "Pack several short examples into one row without letting them see each "
                             "other: less padding, faster.")
+    label_only_logits: bool = setting(True, "Compute the vocabulary projection only where a token is learned "
+                                      "(prompt and padding need none): faster and lighter, same loss.")
+    attention: str = setting("sdpa", "Attention implementation: 'sdpa' (fused, fast) or 'eager' (plain, for "
+                             "comparison).", choices=("sdpa", "eager"))
     gradient_checkpointing: str = setting("auto", "Trade speed for memory by recomputing activations. "
                                           "'auto' turns it on only when memory is tight.", choices=("auto", "on", "off"))
     eval_every: int = setting(0, "Measure validation loss every N steps (0: about 10 times per run).",

@@ -1,0 +1,1 @@
+"""Tunesmith's window (PySide6). It drives the engine through child processes and never loads a model itself."""

@@ -1,0 +1,116 @@
+"""From a RunConfig to rendered training and validation sets.
+
+Reads `config.data.path`, validates every row, splits off validation (or reads `val_path`),
+renders with the tokenizer's template, and optionally mixes general-purpose data into the training
+set only (the seeds' mitigation against catastrophic forgetting).
+"""
+from __future__ import annotations
+
+import random
+from dataclasses import dataclass, field
+
+from engine.data.errors import DataError
+from engine.data.inspect import DatasetReport, inspect_file
+from engine.data.split import split_examples, validation_warnings
+from engine.templates import NOTHING_LEFT, format_mismatch_warning, render
+
+
+@dataclass
+class TrainingData:
+    """What training needs: rendered examples, the held-out Examples (for evaluation), the report."""
+
+    train: list  # Rendered
+    val: list  # Rendered
+    val_examples: list  # Example
+    report: DatasetReport
+    warnings: list = field(default_factory=list)
+    mixed_in: int = 0  # how many of `train` came from the mix-in data
+
+
+def build_training_data(config, tokenizer) -> TrainingData:
+    """Read, validate, split and render the data of `config` (a RunConfig) with `tokenizer`.
+
+    The tokenizer must come from engine.templates.load_tokenizer. Raises DataError when the data
+    cannot be read or nothing usable is left after rendering.
+    """
+    data = config.data
+    report = inspect_file(data.path, format=data.format, mapping=data.mapping)
+    warnings = list(report.warnings)
+    mismatch = format_mismatch_warning(tokenizer, report.format)
+    if mismatch:
+        warnings.append(mismatch)
+    if data.val_path:
+        val_report = inspect_file(data.val_path, format=data.format, mapping=data.mapping)
+        train_examples, val_examples = list(report.examples), list(val_report.examples)
+        if val_report.rejected:
+            warnings.append(f"Validation file: {len(val_report.rejected)} rows cannot be used and are skipped.")
+        warnings.extend(validation_warnings(len(val_examples), len(val_examples)))
+    else:
+        train_examples, val_examples, split_notes = split_examples(report.examples, data.val_fraction, data.seed,
+                                                                   data.val_max_rows)
+        warnings.extend(split_notes)
+
+    render_options = {"max_length": data.max_length, "train_on_prompt": data.train_on_prompt}
+    train_pairs, dropped, truncated = _render_all(train_examples, tokenizer, render_options)
+    val_pairs, val_dropped, val_truncated = _render_all(val_examples, tokenizer, render_options)
+    if data.val_path:
+        if val_dropped:
+            warnings.append(f"Validation file: {len(val_dropped)} examples are skipped ({val_dropped[0][1]}).")
+    else:
+        dropped += val_dropped
+    report.reject_many(dropped)
+    train = [rendered for _, rendered in train_pairs]
+    if not train:
+        raise DataError(f"no usable training examples at max_length {data.max_length}", file=data.path,
+                        hint="Raise data.max_length or shorten the prompts.")
+    truncated += val_truncated
+    if truncated:
+        warnings.append(f"{truncated} examples are longer than max_length ({data.max_length} tokens) and are cut "
+                        "at the end; the model never sees how they finish. Raise max_length if they matter.")
+    if dropped:
+        reasons = "; ".join(sorted({reason for _, reason in dropped}))
+        advice = " Raise max_length to keep them." if NOTHING_LEFT in reasons else ""
+        warnings.append(f"{len(dropped)} examples are skipped when laid out for training: {reasons}.{advice}")
+
+    mixed = 0
+    if data.mix_path and data.mix_ratio > 0:
+        mixed_rendered, mix_notes = _mix_in(data, len(train), tokenizer, render_options)
+        train.extend(mixed_rendered)
+        mixed = len(mixed_rendered)
+        warnings.extend(mix_notes)
+    return TrainingData(train=train, val=[rendered for _, rendered in val_pairs],
+                        val_examples=[example for example, _ in val_pairs], report=report, warnings=warnings,
+                        mixed_in=mixed)
+
+
+def _render_all(examples, tokenizer, options) -> tuple[list, list, int]:
+    """([(example, rendered)], [(row, reason)] for examples that cannot be rendered or are left with
+    nothing to learn, number truncated)."""
+    kept, dropped, truncated = [], [], 0
+    for example in examples:
+        try:
+            rendered = render(example, tokenizer, **options)
+        except DataError as exc:  # the chat template refuses this conversation: skip it, counted by reason
+            dropped.append((example.row, exc.message))
+            continue
+        if rendered.rejection:
+            dropped.append((example.row, rendered.rejection))
+            continue
+        truncated += rendered.truncated
+        kept.append((example, rendered))
+    return kept, dropped, truncated
+
+
+def _mix_in(data, train_count: int, tokenizer, options) -> tuple[list, list]:
+    """Rendered mix-in examples so that they make up `mix_ratio` of the training set."""
+    mix_report = inspect_file(data.mix_path)
+    wanted = round(train_count * data.mix_ratio / (1.0 - data.mix_ratio))
+    pool = list(mix_report.examples)
+    notes = []
+    if wanted > len(pool):
+        notes.append(f"The mix-in data has {len(pool)} usable examples, fewer than the {wanted} that "
+                     f"mix_ratio {data.mix_ratio:g} asks for; all of them are used.")
+        wanted = len(pool)
+    chosen = random.Random(data.seed + 1).sample(pool, wanted)
+    rendered = [r for r in (render(e, tokenizer, **options) for e in chosen) if not r.rejection]
+    return rendered, notes

@@ -1,0 +1,161 @@
+"""Evaluation reports: one self-contained Markdown or HTML file with the loss chart embedded.
+
+Everything comes from a results dict (engine.evaluate.before_after) plus the run's metrics.jsonl,
+so a report can be written again at any time from RUN/eval/results.json.
+"""
+from __future__ import annotations
+
+import base64
+import html
+from pathlib import Path
+from typing import Optional
+
+from engine.evaluate.plot import TRAIN_COLOR, VAL_COLOR, loss_chart
+from engine.evaluate.runfolder import EvaluationError, RunFolder, open_run
+
+CHART_FILE = "loss.png"
+FORMATS = ("html", "md")
+
+
+def loss_curves(run: RunFolder) -> tuple[list, list]:
+    """(step, training loss) and (step, validation loss) points from the run's metrics.jsonl."""
+    from engine.events import EvalMetric, TrainMetric, read_events
+
+    if not run.metrics_path.is_file():
+        return [], []
+    events = read_events(run.metrics_path)
+    train = [(e.step, e.loss) for e in events if isinstance(e, TrainMetric)]
+    val = [(e.step, e.val_loss) for e in events if isinstance(e, EvalMetric)]
+    return train, val
+
+
+def chart_png(run: RunFolder) -> Optional[bytes]:
+    """The training (blue) and validation (orange) loss chart, or None when the run logged no losses."""
+    train, val = loss_curves(run)
+    if not train and not val:
+        return None
+    return loss_chart([(train, TRAIN_COLOR), (val, VAL_COLOR)])
+
+
+def _number(value, digits: int = 3) -> str:
+    return "n/a" if value is None else f"{value:.{digits}f}"
+
+
+def _percent(value) -> str:
+    return "n/a" if value is None else f"{100 * value:.0f}%"
+
+
+def comparison_rows(results: dict) -> list[tuple[str, str, str]]:
+    """(measure, base, tuned) rows, formatted for a table."""
+    base, tuned = results["base"], results["tuned"]
+    rows = [("Validation loss (lower is better)", _number(base.get("val_loss")), _number(tuned.get("val_loss"))),
+            ("Perplexity (lower is better)", _number(base.get("perplexity"), 2), _number(tuned.get("perplexity"), 2)),
+            ("Exact match", _percent(base.get("exact_match")), _percent(tuned.get("exact_match"))),
+            ("chrF (0-100)", _number(base.get("chrf"), 1), _number(tuned.get("chrf"), 1)),
+            ("ROUGE-L (0-100)", _number(base.get("rouge_l"), 1), _number(tuned.get("rouge_l"), 1))]
+    if "probe_accuracy" in base:
+        rows.append(("General probe answered right", _percent(base.get("probe_accuracy")),
+                     _percent(tuned.get("probe_accuracy"))))
+    return rows
+
+
+def _title(results: dict) -> str:
+    return f"Evaluation of {Path(results['run_dir']).name}"
+
+
+def _chart_caption() -> str:
+    return ("Loss during training: blue = training loss, orange = validation loss; "
+            "training steps across, loss up the side.")
+
+
+def to_markdown(results: dict, png: Optional[bytes], run: RunFolder) -> str:
+    """The report as Markdown; the chart is an embedded data: URI image."""
+    lines = [f"# {_title(results)}", "", f"Method: {results['method']} - base model: `{results['base_model_path']}` - "
+             f"evaluated {results.get('created', '')} on {results.get('device', '')}.", ""]
+    lines += [f"- {line}" for line in results.get("summary", [])]
+    lines += ["", "| | base | tuned |", "|---|---|---|"]
+    lines += [f"| {name} | {b} | {t} |" for name, b, t in comparison_rows(results)]
+    forgetting = results.get("forgetting")
+    if forgetting:
+        lines += ["", "## General ability", "", forgetting["verdict"], "",
+                  f"Score: {forgetting['formula']}."]
+        lines += [f"- {advice}" for advice in forgetting["advice"]]
+    if png:
+        lines += ["", "## Training curves", "", f"![{_chart_caption()}](data:image/png;base64,"
+                  f"{base64.b64encode(png).decode('ascii')})", "", _chart_caption()]
+    if results["examples"]:
+        lines += ["", "## Held-out examples"]
+        for number, example in enumerate(results["examples"], start=1):
+            lines += ["", f"### {number}. (row {example.get('row')})", ""]
+            for label, key in (("Prompt", "prompt"), ("Reference", "reference"), ("Base", "base"), ("Tuned", "tuned")):
+                quoted = "\n> ".join(str(example[key]).splitlines() or [""])
+                lines += [f"**{label}:**", "", f"> {quoted}", ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+_STYLE = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
+          "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .7rem;text-align:left}"
+          ".ex{display:grid;grid-template-columns:8rem 1fr;gap:.3rem 1rem;margin-bottom:1.5rem}"
+          ".ex div{white-space:pre-wrap}.label{font-weight:600;color:#555}")
+
+
+def to_html(results: dict, png: Optional[bytes], run: RunFolder) -> str:
+    """The report as one HTML page; the chart is embedded as base64, so the file stands alone."""
+    e = html.escape
+    parts = [f"<!doctype html><html><head><meta charset='utf-8'><title>{e(_title(results))}</title>"
+             f"<style>{_STYLE}</style></head><body>", f"<h1>{e(_title(results))}</h1>",
+             f"<p>Method: {e(results['method'])} &middot; base model: <code>{e(results['base_model_path'])}</code> "
+             f"&middot; evaluated {e(results.get('created', ''))} on {e(results.get('device', ''))}.</p>",
+             "<ul>" + "".join(f"<li>{e(line)}</li>" for line in results.get("summary", [])) + "</ul>",
+             "<table><tr><th></th><th>base</th><th>tuned</th></tr>"
+             + "".join(f"<tr><td>{e(name)}</td><td>{e(base)}</td><td>{e(tuned)}</td></tr>"
+                       for name, base, tuned in comparison_rows(results))
+             + "</table>"]
+    forgetting = results.get("forgetting")
+    if forgetting:
+        parts += ["<h2>General ability</h2>", f"<p>{e(forgetting['verdict'])}</p>",
+                  f"<p><small>Score: {e(forgetting['formula'])}.</small></p>"]
+        if forgetting["advice"]:
+            parts.append("<ul>" + "".join(f"<li>{e(a)}</li>" for a in forgetting["advice"]) + "</ul>")
+    if png:
+        parts += ["<h2>Training curves</h2>", f"<img alt='{e(_chart_caption())}' "
+                  f"src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>",
+                  f"<p><small>{e(_chart_caption())}</small></p>"]
+    if results["examples"]:
+        parts.append("<h2>Held-out examples</h2>")
+        for number, example in enumerate(results["examples"], start=1):
+            parts.append(f"<h3>{number}. (row {e(str(example.get('row')))})</h3><div class='ex'>")
+            for label, key in (("Prompt", "prompt"), ("Reference", "reference"), ("Base", "base"), ("Tuned", "tuned")):
+                parts.append(f"<span class='label'>{label}</span><div>{e(str(example[key]))}</div>")
+            parts.append("</div>")
+    parts.append("</body></html>")
+    return "\n".join(parts)
+
+
+def write_report_files(run: RunFolder, results: dict) -> None:
+    """RUN/eval/loss.png and RUN/eval/report.html, written beside results.json."""
+    png = chart_png(run)
+    if png:
+        (run.eval_dir / CHART_FILE).write_bytes(png)
+    (run.eval_dir / "report.html").write_text(to_html(results, png, run), encoding="utf-8")
+
+
+def export_report(run_dir, out, fmt: Optional[str] = None) -> Path:
+    """Write the saved evaluation of a run as one self-contained file; `fmt` is "html" or "md"
+    (default: from the file name's ending). Raises EvaluationError when the run was never evaluated."""
+    from engine.evaluate.before_after import load_results
+
+    run = open_run(run_dir)
+    results = load_results(run.path)
+    if results is None:
+        raise EvaluationError(f"{run.path}: this run has not been evaluated yet. Run `tunesmith-cli eval "
+                              f"{run.path}` (or Evaluate in the window) first.")
+    out = Path(out)
+    fmt = fmt or ("md" if out.suffix.lower() in (".md", ".markdown") else "html")
+    if fmt not in FORMATS:
+        raise EvaluationError(f"Report format '{fmt}': choose html or md.")
+    png = chart_png(run)
+    text = to_markdown(results, png, run) if fmt == "md" else to_html(results, png, run)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(text, encoding="utf-8")
+    return out

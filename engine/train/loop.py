@@ -1,0 +1,223 @@
+"""The training loop itself: steps, validation, early stopping, checkpoints, stop requests, NaN guard.
+
+A lean loop (no HF Trainer): every optimizer step is defined by the seeded example order, so a
+resumed run replays exactly the steps an uninterrupted one would take.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+from typing import Callable, Optional, Sequence
+
+import torch
+
+from engine.events import CheckpointSaved, EvalMetric, Event, Progress, TrainMetric
+from engine.train import checkpoint as ckpt
+from engine.train.batching import IGNORE_INDEX, make_micro_batches, step_examples, steps_per_epoch
+from engine.train.distributed import DistContext
+from engine.train.hardware import Hardware
+from engine.train.rundir import RunFolder
+
+
+class NonFiniteLoss(RuntimeError):
+    """The loss or the gradients became NaN/inf at `step`."""
+
+    def __init__(self, step: int, value: float):
+        super().__init__(f"loss became {value} at step {step}")
+        self.step, self.value = step, value
+
+
+def lr_factor(scheduler: str, warmup: int, total: int) -> Callable[[int], float]:
+    """Linear warm-up, then cosine/linear decay to zero or a constant rate."""
+    def factor(step: int) -> float:
+        if step < warmup:
+            return (step + 1) / (warmup + 1)
+        if scheduler == "constant":
+            return 1.0
+        progress = (step - warmup) / max(1, total - warmup)
+        if scheduler == "linear":
+            return max(0.0, 1.0 - progress)
+        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
+    return factor
+
+
+def trained_tokens(example) -> int:
+    return sum(1 for label in example.labels[1:] if label != IGNORE_INDEX)
+
+
+@dataclass
+class LoopState:
+    """What a checkpoint's state.json holds besides the step."""
+
+    best_step: Optional[int] = None
+    best_val_loss: Optional[float] = None
+    evals_since_best: int = 0
+    last_good_step: Optional[int] = None
+
+    def to_dict(self) -> dict:
+        return {"best_step": self.best_step, "best_val_loss": self.best_val_loss,
+                "evals_since_best": self.evals_since_best}
+
+
+@dataclass
+class LoopResult:
+    step: int
+    reason: str  # completed | stopped | early_stopped
+    state: LoopState
+
+
+class TrainingLoop:
+    """Runs optimizer steps `start..total` on one process (or one rank) and emits events."""
+
+    def __init__(self, *, config, model, loss_module, train: Sequence, val: Sequence, hardware: Hardware,
+                 dist: DistContext, folder: RunFolder, emit: Callable[[Event], None], pad_id: int,
+                 total_steps: int, stop=None):
+        t = config.training
+        self.config, self.model, self.loss_module = config, model, loss_module
+        self.train, self.val, self.hw, self.dist = train, val, hardware, dist
+        self.folder, self.emit, self.pad_id, self.stop = folder, emit, pad_id, stop
+        self.total_steps = total_steps
+        self.eval_every = t.eval_every or max(1, math.ceil(total_steps / 10))  # about ten per run
+        self.save_every = t.save_every or self.eval_every
+        self.params = [p for p in model.parameters() if p.requires_grad]
+        self.optimizer = torch.optim.AdamW(self.params, lr=t.lr, weight_decay=t.weight_decay, betas=(0.9, 0.999))
+        warmup = int(round(t.warmup_ratio * total_steps))
+        self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(t.scheduler, warmup, total_steps))
+        self.scaler = torch.amp.GradScaler(hardware.device.type) if hardware.precision == "fp16" else None
+        self.state = LoopState()
+        self.start_step = 0
+
+    # ----------------------------------------------------------------------------- set-up
+    def resume(self, path) -> None:
+        saved = ckpt.load_checkpoint(path, self.model, self.optimizer, self.scheduler)
+        self.start_step = int(saved["step"])
+        self.state.best_step, self.state.best_val_loss = saved.get("best_step"), saved.get("best_val_loss")
+        self.state.evals_since_best = int(saved.get("evals_since_best", 0))
+        self.state.last_good_step = self.start_step
+
+    def _autocast(self):
+        dtype = self.hw.autocast_dtype
+        if dtype is None:
+            return contextlib.nullcontext()
+        return torch.autocast(self.hw.device.type, dtype=dtype)
+
+    def _micro_batches(self, examples: Sequence, indices: list[int]):
+        t = self.config.training
+        packing = t.packing and self.loss_module.can_pack
+        return make_micro_batches(examples, indices, packing=packing, max_length=self.config.data.max_length,
+                                  micro_batch_size=t.micro_batch_size, pad_id=self.pad_id)
+
+    # ----------------------------------------------------------------------------- one step
+    def _train_step(self, step: int, runner: torch.nn.Module) -> tuple[float, float, int]:
+        """One optimizer step; returns (mean loss, grad norm, tokens processed by all ranks)."""
+        t = self.config.training
+        _, indices = step_examples(len(self.train), t.batch_size, t.seed, step)
+        # Normalise by the whole step's labelled tokens: identical for any micro-batch split or world size.
+        step_tokens = sum(trained_tokens(self.train[i]) for i in indices)
+        batches = self._micro_batches(self.train, self.dist.shard(indices))
+        self.model.train()
+        loss_sum, tokens = 0.0, 0
+        for n, batch in enumerate(batches):
+            batch = batch.to(self.hw.device)
+            sync = n == len(batches) - 1 or not hasattr(runner, "no_sync")
+            with (contextlib.nullcontext() if sync else runner.no_sync()), self._autocast():
+                total, _ = runner(batch)
+                scaled = total * (self.dist.world / max(1, step_tokens))
+                (self.scaler.scale(scaled) if self.scaler else scaled).backward()
+            loss_sum += float(total.detach())
+            tokens += batch.tokens
+        if not batches and self.dist.active:
+            # A rank without examples this step still joins the gradient all-reduce.
+            (sum(p.sum() for p in self.params) * 0.0).backward()
+        loss = self.dist.sum(loss_sum, self.hw.device) / max(1, step_tokens)
+        tokens = int(self.dist.sum(tokens, self.hw.device))
+        if self.scaler:
+            self.scaler.unscale_(self.optimizer)
+        max_norm = t.max_grad_norm if t.max_grad_norm > 0 else float("inf")
+        grad_norm = float(torch.nn.utils.clip_grad_norm_(self.params, max_norm))
+        if not math.isfinite(loss) or (not math.isfinite(grad_norm) and self.scaler is None):
+            self.optimizer.zero_grad(set_to_none=True)
+            raise NonFiniteLoss(step + 1, loss if not math.isfinite(loss) else grad_norm)
+        if self.scaler:
+            self.scaler.step(self.optimizer)
+            self.scaler.update()
+        else:
+            self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        return loss, grad_norm, tokens
+
+    @torch.no_grad()
+    def validation_loss(self, runner: torch.nn.Module) -> Optional[float]:
+        if not self.val:
+            return None
+        self.model.eval()
+        loss_sum, count = 0.0, 0
+        per_pass = max(1, self.config.training.micro_batch_size or self.config.training.batch_size)
+        indices = self.dist.shard(list(range(len(self.val))))
+        for start in range(0, len(indices), per_pass):
+            for batch in self._micro_batches(self.val, indices[start:start + per_pass]):
+                with self._autocast():
+                    total, n = runner(batch.to(self.hw.device))
+                loss_sum += float(total)
+                count += int(n)
+        return self.dist.sum(loss_sum, self.hw.device) / max(1.0, self.dist.sum(count, self.hw.device))
+
+    # ----------------------------------------------------------------------------- checkpoints
+    def save(self, step: int) -> None:
+        if self.dist.main:
+            path = ckpt.save_checkpoint(self.folder.checkpoints, step, self.model, self.optimizer,
+                                        self.scheduler, self.state.to_dict())
+            ckpt.prune(self.folder.checkpoints, self.config.training.keep_checkpoints, self.state.best_step)
+            self.emit(CheckpointSaved(step=step, path=str(path)))
+        self.state.last_good_step = step
+
+    def _evaluate(self, step: int, runner) -> bool:
+        """Measure validation loss; returns True when early stopping says to stop."""
+        val_loss = self.validation_loss(runner)
+        if val_loss is None:
+            return False
+        s = self.state
+        if s.best_val_loss is None or val_loss < s.best_val_loss:
+            s.best_step, s.best_val_loss, s.evals_since_best = step, val_loss, 0
+        else:
+            s.evals_since_best += 1
+        if self.dist.main:
+            self.emit(EvalMetric(step=step, val_loss=val_loss, best_step=s.best_step, best_val_loss=s.best_val_loss))
+        patience = self.config.training.early_stopping_patience
+        return patience > 0 and s.evals_since_best >= patience
+
+    # ----------------------------------------------------------------------------- the loop
+    def run(self, runner: torch.nn.Module) -> LoopResult:
+        began = time.monotonic()
+        done_here = 0
+        per_epoch = steps_per_epoch(len(self.train), self.config.training.batch_size)
+        step = self.start_step
+        while step < self.total_steps:
+            tick = time.monotonic()
+            loss, grad_norm, tokens = self._train_step(step, runner)
+            step += 1
+            done_here += 1
+            now = time.monotonic()
+            if self.dist.main:
+                self.emit(TrainMetric(step=step, loss=loss, lr=self.scheduler.get_last_lr()[0], grad_norm=grad_norm,
+                                      tokens_per_s=tokens / max(1e-9, now - tick)))
+                eta = (now - began) / done_here * (self.total_steps - step)
+                self.emit(Progress(step=step, total_steps=self.total_steps, epoch=step / per_epoch,
+                                   elapsed_s=now - began, eta_s=eta))
+            last = step == self.total_steps
+            early = False
+            improved_before = self.state.best_step
+            if step % self.eval_every == 0 or last:
+                early = self._evaluate(step, runner)
+            stop_asked = self.dist.any(self.stop is not None and self.stop.is_set(), self.hw.device)
+            improved = self.state.best_step == step and improved_before != step
+            if improved or step % self.save_every == 0 or last or early or stop_asked:
+                self.save(step)
+            if early:
+                return LoopResult(step, "early_stopped", self.state)
+            if stop_asked and not last:
+                return LoopResult(step, "stopped", self.state)
+        return LoopResult(step, "completed", self.state)

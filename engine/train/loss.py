@@ -1,0 +1,99 @@
+"""The training loss, computed only where there is something to learn.
+
+A causal LM's vocabulary projection is its most expensive single layer for small models (for the
+starter model, 49k x 576 per token) and its fp32 logits the largest activation. Prompt tokens are
+masked, so their logits are wasted work: the fast path runs the model body, gathers the hidden
+states at labelled positions only, and projects them with the output layer in chunks. Each chunk
+is recomputed in the backward pass instead of being kept, so the logits never exist all at once.
+
+Prefix and prompt tuning change the inputs of the model (virtual tokens, extra keys) inside PEFT's
+own forward, so they take the plain path: the full forward, then the same loss on the real positions.
+"""
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.utils.checkpoint import checkpoint
+
+from engine.train.batching import IGNORE_INDEX, MicroBatch
+
+CHUNK_TOKENS = 1024  # labelled positions projected at once; bounds the logits memory
+
+
+def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, head: nn.Module) -> torch.Tensor:
+    logits = head(hidden).float()
+    return F.cross_entropy(logits, targets, reduction="sum")
+
+
+def causal_lm_of(model: nn.Module) -> nn.Module:
+    """The transformers *ForCausalLM inside a PEFT wrapper (or the model itself)."""
+    get_base = getattr(model, "get_base_model", None)
+    return get_base() if callable(get_base) else model
+
+
+def is_prompt_learning(model: nn.Module) -> bool:
+    """True for prefix/prompt tuning, whose PEFT forward adds virtual tokens (no packing, no fast path)."""
+    peft_config = getattr(model, "peft_config", None) or {}
+    kinds = {str(getattr(c, "peft_type", "")).split(".")[-1].upper() for c in peft_config.values()}
+    return bool(kinds - {"LORA"})
+
+
+def supports_fast_path(model: nn.Module) -> bool:
+    """True for plain causal LMs (with or without LoRA) whose logits are a plain linear projection."""
+    lm = causal_lm_of(model)
+    config = getattr(lm, "config", None)
+    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
+        return False  # logits are post-processed: only the model's own forward gets them right
+    if is_prompt_learning(model):
+        return False
+    return callable(getattr(lm, "get_decoder", None)) and lm.get_output_embeddings() is not None
+
+
+class TokenLoss(nn.Module):
+    """Wraps a model; forward(batch) returns (sum of token losses, number of labelled tokens).
+
+    Returning the sum lets the loop divide by the token count of the whole optimizer step, so the
+    result does not depend on how the step was split into micro-batches or across processes.
+    Being an nn.Module, it can be wrapped in DistributedDataParallel as a whole.
+    """
+
+    def __init__(self, model: nn.Module, fast: bool = True, chunk_tokens: int = CHUNK_TOKENS):
+        super().__init__()
+        self.model = model
+        self.fast = fast and supports_fast_path(model)
+        self.can_pack = not is_prompt_learning(model)  # virtual tokens would sit at the start of a packed row
+        self.chunk_tokens = chunk_tokens
+
+    def forward(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        if self.fast:
+            return self._fast(batch)
+        return self._plain(batch)
+
+    def _fast(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        lm = causal_lm_of(self.model)
+        body, head = lm.get_decoder(), lm.get_output_embeddings()
+        out = body(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                   position_ids=batch.position_ids, use_cache=False)
+        keep = batch.targets != IGNORE_INDEX
+        hidden = out.last_hidden_state[keep]
+        targets = batch.targets[keep]
+        total = hidden.new_zeros((), dtype=torch.float32)
+        for start in range(0, targets.numel(), self.chunk_tokens):
+            part = slice(start, start + self.chunk_tokens)
+            if torch.is_grad_enabled():
+                total = total + checkpoint(_chunk_loss, hidden[part], targets[part], head, use_reentrant=False)
+            else:
+                total = total + _chunk_loss(hidden[part], targets[part], head)
+        if targets.numel() == 0:
+            total = total + out.last_hidden_state.sum() * 0.0  # keeps every parameter in the graph (DDP)
+        return total, keep.sum()
+
+    def _plain(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        extra = {} if batch.position_ids is None else {"position_ids": batch.position_ids}
+        out = self.model(input_ids=batch.input_ids, attention_mask=batch.attention_mask, use_cache=False, **extra)
+        length = batch.targets.shape[1]
+        logits = out.logits[:, -length:, :].float()  # prompt tuning prepends virtual-token positions
+        keep = batch.targets != IGNORE_INDEX
+        total = F.cross_entropy(logits[keep], batch.targets[keep], reduction="sum")
+        return total, keep.sum()

@@ -1,0 +1,157 @@
+"""The five ways of adapting a model: loading the base and making the right parameters trainable.
+
+qlora  4-bit NF4 base (bitsandbytes, double quantization) + LoRA adapters
+lora   LoRA adapters on a bf16/fp32 base
+full   every weight is trained
+prefix learned key/value prefixes in every layer (PEFT prefix tuning)
+prompt learned virtual input tokens (PEFT prompt tuning)
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Callable, Optional
+
+import torch
+
+from engine.config import RunConfig
+
+ADAPTER_METHODS = ("qlora", "lora", "prefix", "prompt")
+
+
+@dataclass
+class LoadedModel:
+    model: torch.nn.Module  # a PeftModel for adapter methods, the plain model for full fine-tuning
+    method: str  # the method actually used (qlora can fall back to lora)
+    quantized: bool
+
+
+def _target_modules(config: RunConfig):
+    spec = config.method.target_modules.strip()
+    if spec in ("", "all-linear"):
+        return "all-linear"
+    return [name.strip() for name in spec.split(",") if name.strip()]
+
+
+def peft_config_for(config: RunConfig, method: str):
+    """The PEFT configuration of an adapter method; None for full fine-tuning."""
+    from peft import LoraConfig, PrefixTuningConfig, PromptTuningConfig, TaskType
+
+    m = config.method
+    if method in ("lora", "qlora"):
+        return LoraConfig(task_type=TaskType.CAUSAL_LM, r=m.lora_r, lora_alpha=m.lora_alpha,
+                          lora_dropout=m.lora_dropout, target_modules=_target_modules(config))
+    if method == "prefix":
+        return PrefixTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=m.num_virtual_tokens)
+    if method == "prompt":
+        return PromptTuningConfig(task_type=TaskType.CAUSAL_LM, num_virtual_tokens=m.num_virtual_tokens)
+    return None
+
+
+def quant_compute_dtype(setting: str, device: torch.device) -> torch.dtype:
+    """The arithmetic format of the 4-bit layers: bf16 where the hardware has it, never fp32 by accident."""
+    from engine.train.hardware import DTYPES, bf16_available
+
+    if setting != "auto":
+        return DTYPES[setting]
+    if device.type == "cuda":
+        return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
+    return torch.bfloat16 if bf16_available(device) else torch.float32
+
+
+def _bnb_problem(device: torch.device) -> Optional[str]:
+    """Why 4-bit loading cannot work here, in plain words, or None."""
+    try:
+        import bitsandbytes  # noqa: F401
+    except Exception as exc:  # a broken install raises all sorts of errors at import
+        return f"the bitsandbytes library could not be loaded ({exc.__class__.__name__})"
+    if device.type == "cpu":
+        from importlib.metadata import version
+
+        parts = version("bitsandbytes").split(".")
+        if (int(parts[0]), int(parts[1])) < (0, 49):
+            return "4-bit training on the CPU needs bitsandbytes 0.49 or newer"
+    return None
+
+
+def _wrap(model, config: RunConfig, method: str):
+    if method == "full":
+        for p in model.parameters():
+            p.requires_grad_(True)
+        return model
+    from peft import get_peft_model
+
+    return get_peft_model(model, peft_config_for(config, method))
+
+
+def load_model(config: RunConfig, model_dir: Path, device: torch.device, base_dtype: torch.dtype,
+               notice: Callable[[str], None] = lambda message: None) -> LoadedModel:
+    """Load the base model for config.method.name on `device` and make the right parameters trainable.
+
+    `base_dtype` is the storage format of the frozen base weights (full fine-tuning always keeps fp32
+    master weights). QLoRA falls back to LoRA with a notice where 4-bit is impossible.
+    """
+    from transformers import AutoModelForCausalLM
+
+    method = config.method.name
+    kwargs = {"attn_implementation": config.training.attention}
+    if method == "qlora":
+        problem = _bnb_problem(device)
+        if problem is None:
+            try:
+                return _load_qlora(config, model_dir, device, kwargs)
+            except (ImportError, RuntimeError, ValueError) as exc:
+                problem = f"4-bit loading failed ({str(exc).splitlines()[0][:200]})"
+        notice(f"QLoRA is not possible here: {problem}. Training with plain LoRA instead, which needs "
+               "more memory but learns the same way.")
+        method = "lora"
+    dtype = torch.float32 if method == "full" else base_dtype
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, **kwargs).to(device)
+    model.config.use_cache = False
+    return LoadedModel(_wrap(model, config, method), method, False)
+
+
+def _load_qlora(config: RunConfig, model_dir: Path, device: torch.device, kwargs: dict) -> LoadedModel:
+    from peft import prepare_model_for_kbit_training
+    from transformers import AutoModelForCausalLM, BitsAndBytesConfig
+
+    compute = quant_compute_dtype(config.method.quant_compute_dtype, device)
+    quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
+                               bnb_4bit_compute_dtype=compute)
+    model = AutoModelForCausalLM.from_pretrained(str(model_dir), quantization_config=quant, dtype=compute,
+                                                 device_map={"": str(device)}, **kwargs)
+    model.config.use_cache = False
+    # Gradient checkpointing is the loop's decision (only when memory requires), not PEFT's default.
+    model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
+    return LoadedModel(_wrap(model, config, "qlora"), "qlora", True)
+
+
+def trainable_counts(model: torch.nn.Module) -> tuple[int, int]:
+    """(trainable, total) parameters; 4-bit weights count as the parameters they stand for."""
+    trainable = total = 0
+    for p in model.parameters():
+        n = p.numel()
+        if p.__class__.__name__ == "Params4bit":
+            n = int(getattr(p, "quant_state").shape.numel()) if getattr(p, "quant_state", None) else n * 2
+        total += n
+        if p.requires_grad:
+            trainable += n
+    return trainable, total
+
+
+def count_trainable(config: RunConfig, model_dir: Path | str) -> tuple[int, int]:
+    """(trainable, total) parameters for the configured method, from a weightless (meta) model.
+
+    Cheap enough for the window's estimate: nothing is read but config.json.
+    """
+    from transformers import AutoConfig, AutoModelForCausalLM
+
+    model_config = AutoConfig.from_pretrained(str(model_dir))
+    with torch.device("meta"):
+        model = AutoModelForCausalLM.from_config(model_config)
+        method = "lora" if config.method.name == "qlora" else config.method.name
+        if method != "full":
+            for p in model.parameters():
+                p.requires_grad_(False)
+        model = _wrap(model, config, method)
+    return trainable_counts(model)

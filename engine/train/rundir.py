@@ -1,0 +1,91 @@
+"""The run folder: one per training run, laid out as docs/ARCHITECTURE.md describes.
+
+    run.yaml  run-info.json  metrics.jsonl  val.jsonl  checkpoints/  adapter/ (or model/)  tokenizer/
+"""
+from __future__ import annotations
+
+import json
+import os
+import time
+from datetime import datetime
+from pathlib import Path
+from typing import Iterable, Optional
+
+from engine import config as cfg
+from engine import paths
+from engine.events import Event
+
+INFO_FILE = "run-info.json"
+METRICS_FILE = "metrics.jsonl"
+
+
+def default_run_dir(config: cfg.RunConfig, now: Optional[datetime] = None) -> Path:
+    """runs/<YYYY-MM-DD_HHMM>_<data-stem>, with -2, -3... when that name is taken."""
+    stamp = (now or datetime.now()).strftime("%Y-%m-%d_%H%M")
+    stem = Path(config.data.path).stem or "run"
+    base = paths.runs_dir() / f"{stamp}_{stem}"
+    candidate, n = base, 2
+    while candidate.exists():
+        candidate = base.with_name(f"{base.name}-{n}")
+        n += 1
+    return candidate
+
+
+class RunFolder:
+    """Writes the files of one run; `emit` appends an event to metrics.jsonl."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.checkpoints = self.path / "checkpoints"
+
+    @property
+    def info_path(self) -> Path:
+        return self.path / INFO_FILE
+
+    def create(self, config: cfg.RunConfig, *, base_model_path: str, method: str, template: str) -> None:
+        self.path.mkdir(parents=True, exist_ok=True)
+        self.checkpoints.mkdir(exist_ok=True)
+        cfg.save(config, self.path / "run.yaml")
+        info = self.read_info()
+        info.update({"base_model_path": base_model_path, "method": method, "template": template,
+                     "status": "running", "best_step": info.get("best_step"),
+                     "created": info.get("created") or _now(), "finished": None})
+        self.write_info(info)
+
+    def read_info(self) -> dict:
+        try:
+            return json.loads(self.info_path.read_text(encoding="utf-8"))
+        except (OSError, ValueError):
+            return {}
+
+    def write_info(self, info: dict) -> None:
+        temp = self.info_path.with_suffix(".tmp")
+        temp.write_text(json.dumps(info, indent=2), encoding="utf-8")
+        os.replace(temp, self.info_path)
+
+    def update_info(self, **changes) -> None:
+        info = self.read_info()
+        info.update(changes)
+        self.write_info(info)
+
+    def finish(self, status: str, best_step: Optional[int]) -> None:
+        self.update_info(status=status, best_step=best_step, finished=_now())
+
+    def emit(self, event: Event) -> None:
+        with open(self.path / METRICS_FILE, "a", encoding="utf-8") as fh:
+            fh.write(event.to_json() + "\n")
+
+    def write_val(self, examples: Iterable) -> None:
+        with open(self.path / "val.jsonl", "w", encoding="utf-8") as fh:
+            for example in examples:
+                fh.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")
+
+    def save_tokenizer(self, tokenizer) -> None:
+        tokenizer.save_pretrained(str(self.path / "tokenizer"))
+
+    def output_dir(self, method: str) -> Path:
+        return self.path / ("model" if method == "full" else "adapter")
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%S%z")

@@ -1,0 +1,45 @@
+"""`tunesmith`: start the window.
+
+    tunesmith                 open the window
+    tunesmith --smoke-test    show the window offscreen for about two seconds and exit 0
+                              (packaging checks that the bundle starts)
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+SMOKE_TEST_MS = 2000
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the `tunesmith` console script; returns the exit code."""
+    parser = argparse.ArgumentParser(prog="tunesmith", description="Fine-tune a language model on this computer.")
+    parser.add_argument("--smoke-test", action="store_true",
+                        help="open the window offscreen for about two seconds, then exit (for packaging checks)")
+    args = parser.parse_args(sys.argv[1:] if argv is None else argv)
+    if args.smoke_test:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    from gui import style
+    from gui.main_window import MainWindow
+
+    app = QApplication.instance() or QApplication([sys.argv[0]])
+    app.setApplicationName("Tunesmith")
+    app.setOrganizationName("Tunesmith")
+    style.apply(app)
+    # The smoke test must not download or convert anything: it only proves the window starts.
+    window = MainWindow(prepare_model=not args.smoke_test)
+    window.show()
+    if args.smoke_test:
+        QTimer.singleShot(SMOKE_TEST_MS, window.close)
+        QTimer.singleShot(SMOKE_TEST_MS + 100, app.quit)
+    return int(app.exec())
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

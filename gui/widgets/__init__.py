@@ -1,0 +1,1 @@
+"""Small widgets shared by the views: cards, setting editors, the token preview, the length histogram."""

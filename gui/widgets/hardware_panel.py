@@ -1,0 +1,203 @@
+"""What this computer has (GPU or CPU, memory) and whether the chosen training fits in it.
+
+The GUI process never imports torch: the GPU is found with `nvidia-smi` in a subprocess, the CPU and
+RAM with psutil. The memory estimate and the trainable-parameter count come from `engine.train`
+(`estimate_memory`, `count_trainable`), which build a weightless (meta) model from its config.json;
+they import torch, so they run on a worker thread of this process (no weights are ever loaded here).
+"""
+from __future__ import annotations
+
+import os
+import platform
+import shutil
+import subprocess
+from dataclasses import dataclass
+from typing import Any, Optional
+
+import psutil
+from PySide6.QtCore import QThreadPool, QTimer
+from PySide6.QtWidgets import QVBoxLayout, QWidget
+
+from gui.controller import Controller
+from gui.style import label
+from gui.widgets.background import ENGINE_IMPORT_LOCK, LatestJob
+
+GIB = 1024 ** 3
+# Settings that change the estimate; anything else leaves it alone.
+ESTIMATE_KEYS = {"", "model.dir", "method.name", "method.lora_r", "method.target_modules",
+                 "method.num_virtual_tokens", "training.batch_size", "training.micro_batch_size",
+                 "data.max_length", "training.precision", "training.gradient_checkpointing"}
+
+
+@dataclass
+class Hardware:
+    device: str  # "cuda" or "cpu"
+    gpu_name: str
+    gpu_memory: int  # bytes, 0 without a GPU
+    cpu_name: str
+    cores: int
+    ram: int  # bytes
+
+    @property
+    def memory(self) -> int:
+        """The memory training has to fit in: the GPU's on a GPU, else the RAM."""
+        return self.gpu_memory if self.device == "cuda" else self.ram
+
+    def describe(self) -> str:
+        cpu = f"{self.cpu_name}, {self.cores} cores, {self.ram / GIB:.0f} GB memory"
+        if self.device == "cuda":
+            return f"Graphics card: {self.gpu_name} with {self.gpu_memory / GIB:.0f} GB.\nProcessor: {cpu}."
+        return (f"No NVIDIA graphics card found: training runs on the processor ({cpu}). Small models "
+                "train fine this way; large ones are slow.")
+
+
+def _cpu_name() -> str:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            for line in fh:
+                if line.lower().startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine() or "processor"
+
+
+def detect_hardware() -> Hardware:
+    """Find the first NVIDIA GPU (via nvidia-smi) and the CPU and RAM; takes well under a second."""
+    gpu_name, gpu_memory = "", 0
+    smi = shutil.which("nvidia-smi")
+    if smi and os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
+        try:
+            out = subprocess.run([smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
+                                 capture_output=True, text=True, timeout=10).stdout
+            first = out.strip().splitlines()[0]
+            name, mib = first.rsplit(",", 1)
+            gpu_name, gpu_memory = name.strip(), int(float(mib)) * 1024 ** 2
+        except (OSError, IndexError, ValueError, subprocess.SubprocessError):
+            gpu_name, gpu_memory = "", 0
+    return Hardware(device="cuda" if gpu_memory else "cpu", gpu_name=gpu_name, gpu_memory=gpu_memory,
+                    cpu_name=_cpu_name(), cores=psutil.cpu_count(logical=False) or os.cpu_count() or 1,
+                    ram=psutil.virtual_memory().total)
+
+
+@dataclass
+class Estimate:
+    peak_bytes: Optional[int]
+    trainable: Optional[int]
+    total: Optional[int]
+    note: str = ""
+
+
+def _as_bytes(value: Any) -> Optional[int]:
+    """Accept the estimate as a number of bytes or an object/dict carrying `peak_bytes`."""
+    if value is None:
+        return None
+    if isinstance(value, (int, float)):
+        return int(value)
+    if isinstance(value, dict):
+        value = value.get("peak_bytes", value.get("total_bytes"))
+        return int(value) if value is not None else None
+    peak = getattr(value, "peak_bytes", None)
+    return int(peak) if peak is not None else None
+
+
+def _as_counts(value: Any) -> tuple[Optional[int], Optional[int]]:
+    """Accept the parameter count as (trainable, total) or an object/dict with those names."""
+    if value is None:
+        return None, None
+    if isinstance(value, tuple):
+        return int(value[0]), int(value[1])
+    if isinstance(value, dict):
+        return value.get("trainable"), value.get("total")
+    return getattr(value, "trainable", None), getattr(value, "total", None)
+
+
+def estimate(config, model_dir: str, device: str) -> Estimate:
+    """Runs on a pool thread: peak memory and trainable parameters from engine.train."""
+    with ENGINE_IMPORT_LOCK:  # imports torch; builds a weightless model (a fraction of a second)
+        try:
+            from engine.train import count_trainable, estimate_memory
+        except ImportError:
+            return Estimate(None, None, None, "The memory estimate is not available in this version.")
+        peak = _as_bytes(estimate_memory(config, model_dir, device))
+        trainable, total = _as_counts(count_trainable(config, model_dir))
+    return Estimate(peak, trainable, total)
+
+
+class HardwarePanel(QWidget):
+    """Hardware text, the peak-memory estimate with a fits / does-not-fit verdict, trainable parameters."""
+
+    def __init__(self, controller: Controller, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.controller = controller
+        self.hardware: Optional[Hardware] = None
+        self.last_estimate: Optional[Estimate] = None
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        self.machine = label("Looking at this computer…", "hint")
+        layout.addWidget(self.machine)
+        self.memory = label("", "subtitle")
+        layout.addWidget(self.memory)
+        self.params = label("", "hint")
+        layout.addWidget(self.params)
+        self.method_note = label("", "warning")
+        self.method_note.setVisible(False)
+        layout.addWidget(self.method_note)
+        self._hardware_job = LatestJob(self)
+        self._hardware_job.finished.connect(self._on_hardware)
+        self._hardware_job.failed.connect(self.machine.setText)
+        estimate_pool = QThreadPool(self)
+        estimate_pool.setMaxThreadCount(1)  # never takes a thread the dataset preview needs
+        self._estimate_job = LatestJob(self, pool=estimate_pool)
+        self._estimate_job.finished.connect(self._on_estimate)
+        self._estimate_job.failed.connect(lambda message: self.memory.setText(f"No estimate: {message}"))
+        # Typing a value changes the config on every keystroke; wait for a pause before estimating.
+        self._debounce = QTimer(self, singleShot=True, interval=300)
+        self._debounce.timeout.connect(self._request_estimate)
+        controller.configChanged.connect(self._on_config_changed)
+        self._hardware_job.submit(detect_hardware)
+
+    def _on_hardware(self, hardware: Hardware) -> None:
+        self.hardware = hardware
+        self.machine.setText(hardware.describe())
+        self._update_method_note()
+        self._request_estimate()
+
+    def _on_config_changed(self, key: str) -> None:
+        if key in ("", "method.name"):
+            self._update_method_note()
+        if key in ESTIMATE_KEYS:
+            self._debounce.start()
+
+    def _update_method_note(self) -> None:
+        """QLoRA's 4-bit layers need an NVIDIA GPU; the engine falls back to LoRA elsewhere: say so first."""
+        without_gpu = self.hardware is not None and self.hardware.device != "cuda"
+        show = without_gpu and self.controller.config.method.name == "qlora"
+        self.method_note.setText("QLoRA needs an NVIDIA graphics card. On this computer it trains as plain LoRA "
+                                 "(same result, more memory)." if show else "")
+        self.method_note.setVisible(show)
+
+    def _request_estimate(self) -> None:
+        model_dir = self.controller.model_dir
+        if self.hardware is None or not model_dir:
+            return
+        config, device = self.controller.build_config(), self.hardware.device
+        self._estimate_job.submit(lambda: estimate(config, model_dir, device))
+
+    def _on_estimate(self, result: Estimate) -> None:
+        self.last_estimate = result
+        if result.peak_bytes is None:
+            self.memory.setText(result.note)
+        else:
+            need, have = result.peak_bytes / GIB, self.hardware.memory / GIB
+            where = "graphics card memory" if self.hardware.device == "cuda" else "memory"
+            if result.peak_bytes <= self.hardware.memory * 0.9:
+                self.memory.setText(f"✓ Needs about {need:.1f} GB of {have:.0f} GB {where}: it fits.")
+            else:
+                self.memory.setText(f"✗ Needs about {need:.1f} GB but this computer has {have:.0f} GB {where}. "
+                                    "Choose QLoRA or LoRA, a smaller batch, or a shorter maximum length.")
+        if result.trainable is not None and result.total:
+            share = 100.0 * result.trainable / result.total
+            self.params.setText(f"Trains {result.trainable:,} of {result.total:,} weights ({share:.3g} %).")
+        else:
+            self.params.setText("")

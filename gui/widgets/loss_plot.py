@@ -1,0 +1,128 @@
+"""Training and validation loss on one set of axes, with a marker at the best validation step.
+
+Events arrive far faster than anyone can read a plot, so `set_curves` only records the new data
+and a ~10 Hz timer redraws when something changed. Drawing never happens per event.
+"""
+from __future__ import annotations
+
+from typing import Optional
+
+import pyqtgraph as pg
+from PySide6.QtCore import QTimer
+from PySide6.QtWidgets import QGraphicsItem, QVBoxLayout, QWidget
+
+from gui.training_curves import TrainingCurves
+
+TRAIN_COLOUR = "#3b6fd8"
+VAL_COLOUR = "#e07b00"
+BEST_COLOUR = "#1a9e4b"
+REDRAW_INTERVAL_MS = 100
+
+
+class LossPlot(QWidget):
+    """A pyqtgraph plot of a TrainingCurves; call `set_curves` as often as you like."""
+
+    def __init__(self, parent: Optional[QWidget] = None):
+        super().__init__(parent)
+        self.plot = pg.PlotWidget(background="w")
+        self.plot.setLabel("bottom", "Step")
+        self.plot.setLabel("left", "Loss (lower is better)")
+        # Horizontal grid lines only: a full translucent grid doubles the cost of every repaint.
+        self.plot.showGrid(x=False, y=True, alpha=0.2)
+        self.plot.setMouseEnabled(x=False, y=False)
+        self.plot.setMenuEnabled(False)
+        # The axes are set by _fit_axes, which changes them only when the data leaves the view: an
+        # axis whose range changes must re-render all its labels, the most expensive part of a redraw.
+        self.plot.disableAutoRange()
+        self.plot.setXRange(0, 10, padding=0)
+        self.plot.setYRange(0, 1, padding=0)
+        for side in ("left", "bottom"):
+            # Keep each axis as a cached image: the curves' repaint region touches the axes, and
+            # re-rendering unchanged tick labels every redraw would cost more than the curves.
+            self.plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        # One row of legend entries above the curves, where it hides the least of them.
+        legend = self.plot.addLegend(offset=(-10, 2), colCount=3)
+        legend.setLabelTextColor("#1f2733")
+        self.train_line = self.plot.plot([], [], pen=pg.mkPen(TRAIN_COLOUR, width=2), name="Training loss")
+        self.val_line = self.plot.plot([], [], pen=pg.mkPen(VAL_COLOUR, width=2), symbol="o", symbolSize=7,
+                                       symbolBrush=VAL_COLOUR, symbolPen=None, name="Validation loss")
+        self.best_marker = pg.ScatterPlotItem(size=16, symbol="star", brush=BEST_COLOUR, pen=pg.mkPen("w"))
+        self.plot.addItem(self.best_marker)
+        legend.addItem(self.best_marker, "Best validation step")
+        self.best_label = pg.TextItem(color=BEST_COLOUR, anchor=(0.5, 1.6))
+        self.plot.addItem(self.best_label)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(self.plot)
+
+        self._curves = TrainingCurves()
+        self._dirty = False
+        self.redraws = 0  # how many times the plot was actually redrawn (tests check it is throttled)
+        self._timer = QTimer(self)
+        self._timer.setInterval(REDRAW_INTERVAL_MS)
+        self._timer.timeout.connect(self._redraw_if_dirty)
+        self._timer.start()
+
+    def set_curves(self, curves: TrainingCurves) -> None:
+        """Show these curves; the redraw happens on the next timer tick."""
+        self._curves = curves
+        self._dirty = True
+
+    def mark_changed(self) -> None:
+        """The shown curves object changed in place (new events); redraw on the next tick."""
+        self._dirty = True
+
+    def redraw_now(self) -> None:
+        """Draw immediately (for a run reopened from history, and before taking a screenshot)."""
+        self._dirty = True
+        self._redraw_if_dirty()
+
+    def shown_data(self) -> dict[str, list]:
+        """What is on the axes right now: the arrays the curves were last drawn from."""
+        train_x, train_y = self.train_line.getData()
+        val_x, val_y = self.val_line.getData()
+        best = self.best_marker.data
+        return {"train_steps": [] if train_x is None else list(train_x),
+                "train_losses": [] if train_y is None else list(train_y),
+                "val_steps": [] if val_x is None else list(val_x),
+                "val_losses": [] if val_y is None else list(val_y),
+                "best": [(float(p["x"]), float(p["y"])) for p in best]}
+
+    def _redraw_if_dirty(self) -> None:
+        if not self._dirty:
+            return
+        self._dirty = False
+        self.redraws += 1
+        curves = self._curves
+        self.train_line.setData(list(curves.train_steps), list(curves.train_losses))
+        self.val_line.setData(list(curves.val_steps), list(curves.val_losses))
+        self._fit_axes(curves)
+        if curves.best_step is not None and curves.best_val_loss is not None:
+            self.best_marker.setData([curves.best_step], [curves.best_val_loss])
+            self.best_label.setText(f"best: step {curves.best_step}")
+            self.best_label.setPos(curves.best_step, curves.best_val_loss)
+            # Keep the label inside the plot when the best step is near the right edge.
+            near_right = curves.best_step > 0.8 * max(curves.total_steps, curves.step, 1)
+            self.best_label.setAnchor((1.0, 1.6) if near_right else (0.5, 1.6))
+            self.best_label.setVisible(True)
+        else:
+            self.best_marker.setData([], [])
+            self.best_label.setVisible(False)
+
+    def _fit_axes(self, curves: TrainingCurves) -> None:
+        """x: the whole run (0..total steps) from the start; y: refit only when the losses leave the
+        view or fill less than half of it, so most redraws leave both axes untouched."""
+        steps = curves.train_steps[-1:] + curves.val_steps[-1:]
+        x_max = max([curves.total_steps, 1] + steps)
+        (x_low, x_high), (y_low, y_high) = self.plot.getViewBox().viewRange()
+        if abs(x_high - x_max * 1.02) > 1e-9 or x_low != 0:
+            self.plot.setXRange(0, x_max * 1.02, padding=0)
+        losses = [loss for loss in curves.train_losses + curves.val_losses if loss == loss]  # drop NaN
+        if not losses:
+            return
+        low, high = min(losses), max(losses)
+        span = max(high - low, 1e-3)
+        outside = low < y_low or high > y_high
+        too_loose = span < 0.5 * (y_high - y_low)
+        if outside or too_loose:
+            self.plot.setYRange(low - 0.08 * span, high + 0.08 * span, padding=0)

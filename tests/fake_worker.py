@@ -1,0 +1,162 @@
+"""Worker entry points for tests: they replay a script instead of loading a model.
+
+Run through gui.process_host.ProcessHost exactly like the engine's workers, e.g.
+`ProcessHost("tests.fake_worker:replay_main", args=(script,))`. A script is a list of steps:
+
+    ("event", Event)        put the event on the queue
+    ("sleep", seconds)      wait (returns early when Stop is pressed)
+    ("print", text)         write a line to stdout (the log pane and the log tail show it)
+    ("until_stop", Event)   wait until Stop is pressed, then put the event
+    ("raise", message)      raise RuntimeError(message) (the child_entry turns it into Failed)
+    ("exit", code)          end the process at once with this exit code (no clean-up, like a crash)
+    ("kill_self", None)     SIGKILL itself, as the out-of-memory killer would
+    ("ignore_stop", secs)   keep running for `secs` even after Stop (to test terminate/kill)
+"""
+from __future__ import annotations
+
+import json
+import os
+import pickle
+import signal
+import sys
+import time
+from pathlib import Path
+
+from engine.events import CheckpointSaved, Failed, Finished, GenerationDone, Notice, Progress, Token
+
+
+def replay_main(script, queue, stop_event) -> None:
+    """Replay `script` (see the module docstring) on `queue`."""
+    for kind, value in script:
+        if kind == "event":
+            queue.put(value)
+        elif kind == "sleep":
+            stop_event.wait(value)
+        elif kind == "print":
+            print(value, flush=True)
+        elif kind == "until_stop":
+            stop_event.wait(60)
+            queue.put(value)
+            return
+        elif kind == "raise":
+            raise RuntimeError(value)
+        elif kind == "exit":
+            sys.stdout.flush()
+            os._exit(value)
+        elif kind == "kill_self":
+            sys.stdout.flush()
+            os.kill(os.getpid(), signal.SIGKILL)
+        elif kind == "ignore_stop":
+            signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL can end it now
+            time.sleep(value)
+        else:
+            raise ValueError(f"unknown script step {kind!r}")
+
+
+SCRIPT_ENV = "TUNESMITH_FAKE_SCRIPT"
+
+
+class _RecordingQueue:
+    """Puts events on the real queue and appends them to the run's metrics.jsonl, as the engine does."""
+
+    def __init__(self, queue, run_dir: Path):
+        self.queue, self.run_dir = queue, run_dir
+
+    def put(self, event) -> None:
+        with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
+            fh.write(event.to_json() + "\n")
+        if isinstance(event, CheckpointSaved):
+            Path(event.path).mkdir(parents=True, exist_ok=True)
+        if isinstance(event, (Finished, Failed)):
+            info_path = self.run_dir / "run-info.json"
+            info = json.loads(info_path.read_text(encoding="utf-8"))
+            info["status"] = event.reason if isinstance(event, Finished) else "failed"
+            info["best_step"] = getattr(event, "best_step", None)
+            if isinstance(event, Finished):
+                (self.run_dir / "adapter").mkdir(exist_ok=True)
+                (self.run_dir / "adapter" / "adapter_config.json").write_text("{}", encoding="utf-8")
+            info_path.write_text(json.dumps(info), encoding="utf-8")
+        self.queue.put(event)
+
+
+def fake_train_main(config_dict, queue, stop_event, resume_from=None) -> None:
+    """Stands in for engine.worker.train_main: makes a run folder at config 'out', then replays the
+    script pickled at $TUNESMITH_FAKE_SCRIPT (CheckpointSaved events create their folders)."""
+    with open(os.environ[SCRIPT_ENV], "rb") as fh:
+        script = pickle.load(fh)
+    run_dir = Path(config_dict["out"])
+    run_dir.mkdir(parents=True, exist_ok=True)
+    info = {"base_model_path": config_dict["model"]["name"], "method": config_dict["method"]["name"],
+            "template": "chatml", "status": "running", "best_step": None, "created": time.strftime("%Y-%m-%d %H:%M:%S"),
+            "resumed_from": resume_from}
+    (run_dir / "run-info.json").write_text(json.dumps(info), encoding="utf-8")
+    replay_main(script, _RecordingQueue(queue, run_dir), stop_event)
+
+
+def fake_chat_main(run_dir, request_queue, event_queue, stop_event=None) -> None:
+    """Speaks engine.evaluate.worker.chat_main's protocol without a model: each side answers
+    "<side> heard: <the last user message>" one word at a time (20 ms apart), stoppable."""
+    import queue as queue_module
+
+    event_queue.put(Notice(message=f"ready: {Path(run_dir).name} on cpu (fake)"))
+    pending = []
+    while True:
+        request = pending.pop(0) if pending else request_queue.get()
+        if request is None or request.get("type") == "quit":
+            return
+        if request.get("type") == "stop":
+            continue
+        last_user = [m["content"] for m in request["messages"] if m["role"] == "user"][-1]
+        if last_user == "please fail":
+            event_queue.put(Failed(reason="The message is too long for this model."))
+            continue
+        for side in request.get("sides", ["tuned"]):
+            words = f"{side} heard: {last_user} (turn {len(request['messages']) // 2 + 1})".split()
+            sent, stopped = 0, False
+            for word in words:
+                try:
+                    message = request_queue.get_nowait()
+                    if message is None or message.get("type") in ("stop", "quit"):
+                        stopped = True
+                        if message is None or message.get("type") == "quit":
+                            pending.append({"type": "quit"})
+                    else:
+                        pending.append(message)
+                        stopped = True
+                except queue_module.Empty:
+                    pass
+                if stopped:
+                    break
+                event_queue.put(Token(request=request["request"], side=side, text=word + " "))
+                sent += 1
+                time.sleep(0.02)
+            event_queue.put(GenerationDone(request=request["request"], side=side, tokens=sent, seconds=0.02 * sent))
+            if stopped:
+                break
+
+
+def fake_eval_main(run_dir, event_queue, stop_event=None, options=None) -> None:
+    """Speaks engine.evaluate.worker.eval_main's protocol: progress, then RUN/eval/results.json."""
+    event_queue.put(Notice(message="Measuring validation loss (base model)..."))
+    for step in range(1, 6):
+        if stop_event is not None and stop_event.is_set():
+            event_queue.put(Finished(run_dir=run_dir, output_path="", reason="stopped", step=0))
+            return
+        event_queue.put(Progress(step=step, total_steps=5, epoch=0.0, elapsed_s=step * 0.05, eta_s=None))
+        time.sleep(0.05)
+    results = {"run_dir": run_dir, "device": "cpu", "val_examples": 4, "created": "2026-11-22 20:00:00",
+               "base": {"val_loss": 2.5, "perplexity": 12.18, "exact_match": 0.0, "chrf": 20.0, "rouge_l": 15.0,
+                        "probe_accuracy": 0.8},
+               "tuned": {"val_loss": 1.5, "perplexity": 4.48, "exact_match": 0.5, "chrf": 55.0, "rouge_l": 48.0,
+                         "probe_accuracy": 0.76},
+               "general_ability_kept": 0.95,
+               "forgetting": {"general_ability_kept": 0.95, "verdict": "General ability kept: 95%. The tuned model "
+                              "still knows what the base model knew."}}
+    (Path(run_dir) / "eval").mkdir(exist_ok=True)
+    (Path(run_dir) / "eval" / "results.json").write_text(json.dumps(results), encoding="utf-8")
+    event_queue.put(Finished(run_dir=run_dir, output_path=f"{run_dir}/eval/results.json", reason="completed", step=0))
+
+
+def report_priority(path, queue, stop_event) -> None:
+    """Write this process's nice value to `path` (to check background workers are niced)."""
+    Path(path).write_text(str(os.nice(0)), encoding="utf-8")

@@ -1,0 +1,159 @@
+"""Before/after evaluation of run folders: results, saved files, reports, forgetting, worker and CLI."""
+from __future__ import annotations
+
+import json
+import queue
+import shutil
+import threading
+
+import pytest
+
+from engine.events import Failed, Finished, Notice, Progress
+from tests.eval_runs import CANARY_ANSWER, CANARY_QUESTION, canary_run, overtrained_run, small_probe
+
+
+@pytest.fixture
+def lora_run(tmp_path_factory, tiny_model_dir, tmp_path):
+    """A private copy of the canary run, so this test's RUN/eval/ is its own."""
+    return shutil.copytree(canary_run(tmp_path_factory, tiny_model_dir), tmp_path / "run")
+
+
+@pytest.fixture(scope="module")
+def evaluated(tmp_path_factory, tiny_model_dir):
+    """The canary run evaluated once through the window's worker entry point, with every event it sent."""
+    from engine.evaluate.worker import eval_main
+
+    run = shutil.copytree(canary_run(tmp_path_factory, tiny_model_dir), tmp_path_factory.mktemp("evaluated") / "run")
+    events = queue.Queue()
+    eval_main(str(run), events, threading.Event(), {"examples": 2, "probe_file": small_probe(run.parent)})
+    received = []
+    while not events.empty():
+        received.append(events.get_nowait())
+    return run, received
+
+
+def test_worker_reports_progress_and_finishes(evaluated):
+    run, received = evaluated
+    assert not [e for e in received if isinstance(e, Failed)], received[-1]
+    finished = received[-1]
+    assert isinstance(finished, Finished) and finished.reason == "completed"
+    assert finished.output_path == str(run / "eval" / "results.json")
+    progress = [e for e in received if isinstance(e, Progress)]
+    assert [p.step for p in progress] == list(range(1, progress[-1].total_steps + 1))
+    assert any(isinstance(e, Notice) and "probe" in e.message for e in received)
+
+
+def test_results_compare_base_and_tuned(evaluated):
+    from engine.evaluate import load_results
+
+    run, _ = evaluated
+    results = load_results(run)
+    for side in ("base", "tuned"):
+        assert {"val_loss", "perplexity", "exact_match", "chrf", "rouge_l", "probe_accuracy"} <= set(results[side])
+    assert results["tuned"]["val_loss"] < results["base"]["val_loss"]
+    assert results["tuned"]["chrf"] > results["base"]["chrf"]
+    assert results["val_examples"] == 3  # the plain-text row counts for the loss
+    first = results["examples"][0]
+    assert (first["prompt"], first["reference"]) == (CANARY_QUESTION, CANARY_ANSWER)
+    assert "pineapple" in first["tuned"] and "pineapple" not in first["base"]
+    assert len(results["examples"]) == 2
+    assert 0.9 <= results["general_ability_kept"] <= 1.0
+    assert results["forgetting"]["tuned"]["total"] == len(results["forgetting"]["tuned"]["answers"]) == 6
+    assert results["summary"][0].startswith("Validation loss: base")
+
+
+def test_report_files_stand_alone(evaluated, tmp_path):
+    from engine.evaluate import export_report
+
+    run, _ = evaluated
+    assert (run / "eval" / "loss.png").read_bytes()[:4] == b"\x89PNG"
+    page = (run / "eval" / "report.html").read_text(encoding="utf-8")
+    assert "data:image/png;base64," in page and CANARY_QUESTION in page and "General ability kept" in page
+    assert "src='http" not in page and "href=" not in page  # nothing fetched from elsewhere
+    markdown = export_report(run, tmp_path / "report.md").read_text(encoding="utf-8")
+    assert markdown.startswith("# Evaluation of run")
+    assert "| Validation loss (lower is better) |" in markdown and "![Loss during training" in markdown
+    assert f"> {CANARY_ANSWER}" in markdown
+
+
+def test_forgetting_score_drops_when_overtrained(evaluated, tmp_path_factory, tiny_model_dir):
+    from engine.evaluate import evaluate_run, load_results
+
+    light = load_results(evaluated[0])
+    run = overtrained_run(tmp_path_factory, tiny_model_dir)
+    heavy = evaluate_run(run, examples=0, probe_file=small_probe(tmp_path_factory.mktemp("probe")))
+    assert heavy["method"] == "full"
+    assert heavy["general_ability_kept"] < light["general_ability_kept"] - 0.2
+    assert heavy["forgetting"]["tuned"]["text_perplexity"] > 2 * heavy["forgetting"]["base"]["text_perplexity"]
+    assert heavy["forgetting"]["advice"] and "forgot" in heavy["forgetting"]["verdict"]
+
+
+def test_stopping_returns_partial_results_and_saves_nothing(lora_run):
+    from engine.evaluate import evaluate_run
+
+    stop = threading.Event()
+    seen = []
+
+    def sink(event):
+        seen.append(event)
+        if isinstance(event, Progress) and event.step == 2:
+            stop.set()
+
+    results = evaluate_run(lora_run, sink=sink, stop=stop, examples=1)
+    assert results["stopped"] is True
+    assert not (lora_run / "eval" / "results.json").exists()
+    assert sum(isinstance(e, Progress) for e in seen) < 10
+
+
+def test_cli_eval_json(lora_run, capsys):
+    from engine.cli import main
+
+    assert main(["eval", str(lora_run), "--json", "--examples", "1", "--no-probe", "--max-new-tokens", "8"]) == 0
+    data = json.loads(capsys.readouterr().out)
+    assert set(data["base"]) >= {"val_loss", "perplexity"} and set(data["tuned"]) >= {"val_loss", "perplexity"}
+    assert data["general_ability_kept"] is None  # --no-probe
+    assert len(data["examples"]) == 1 and {"prompt", "reference", "base", "tuned"} <= set(data["examples"][0])
+    assert (lora_run / "eval" / "results.json").is_file()
+
+
+def test_cli_eval_table_and_report(lora_run, capsys, tmp_path):
+    from engine.cli import main
+
+    report = tmp_path / "out.html"
+    assert main(["eval", str(lora_run), "--examples", "0", "--no-probe", "--report", str(report)]) == 0
+    out = capsys.readouterr().out
+    assert "Validation loss" in out and "Saved in" in out
+    assert report.read_text(encoding="utf-8").startswith("<!doctype html>")
+
+
+def test_cli_eval_errors_are_plain(tmp_path, capsys, lora_run):
+    from engine.cli import main
+
+    assert main(["eval", str(tmp_path)]) == 2
+    assert "not a Tunesmith run folder" in capsys.readouterr().err
+    shutil.rmtree(lora_run / "adapter")
+    assert main(["eval", str(lora_run)]) == 2
+    assert "no trained result yet" in capsys.readouterr().err
+    (lora_run / "adapter").mkdir()
+    info = json.loads((lora_run / "run-info.json").read_text())
+    info["base_model_path"] = str(tmp_path / "gone")
+    (lora_run / "run-info.json").write_text(json.dumps(info))
+    assert main(["eval", str(lora_run)]) == 2
+    assert "base model this run was trained from is missing" in capsys.readouterr().err
+
+
+def test_export_before_evaluation_says_what_to_do(lora_run, tmp_path):
+    from engine.evaluate import EvaluationError, export_report
+
+    with pytest.raises(EvaluationError, match="not been evaluated yet"):
+        export_report(lora_run, tmp_path / "r.html")
+
+
+def test_run_without_held_out_data_still_compares_the_probe(lora_run, tmp_path):
+    from engine.evaluate import evaluate_run
+
+    (lora_run / "val.jsonl").unlink()
+    results = evaluate_run(lora_run, examples=3, probe_file=small_probe(tmp_path, items=2))
+    assert results["base"]["val_loss"] is None and results["examples"] == []
+    assert results["general_ability_kept"] is not None
+    assert (lora_run / "eval" / "report.html").is_file()

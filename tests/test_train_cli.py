@@ -1,0 +1,124 @@
+"""`tunesmith-cli train`, the worker entry point and the data-parallel launch path."""
+from __future__ import annotations
+
+import json
+import os
+import queue
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import pytest
+import yaml
+
+from engine import config as cfg
+from engine.cli import main
+from engine.events import Failed, Finished, Started, TrainMetric, event_from_dict
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def _toy_file(path: Path, n: int = 16) -> Path:
+    path.write_text("".join(json.dumps({"instruction": f"Question {i}: the secret word?", "output": "Pineapple."})
+                            + "\n" for i in range(n)))
+    return path
+
+
+def test_flags_override_the_config_file_and_print_config(tmp_path, capsys):
+    run_yaml = tmp_path / "run.yaml"
+    base = cfg.RunConfig()
+    base.training.epochs, base.data.path, base.method.lora_r = 5.0, "old.json", 4
+    cfg.save(base, run_yaml)
+    code = main(["train", "--config", str(run_yaml), "--data", "new.jsonl", "--epochs", "2", "--batch-size", "4",
+                 "--max-length", "256", "--seed", "7", "--map", "question=prompt", "--map", "answer=completion",
+                 "--set", "method.lora_alpha=8", "--print-config"])
+    assert code == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["data"]["path"] == "new.jsonl" and printed["training"]["epochs"] == 2.0
+    assert printed["training"]["batch_size"] == 4 and printed["data"]["max_length"] == 256
+    assert printed["training"]["seed"] == 7 and printed["method"]["lora_r"] == 4
+    assert printed["method"]["lora_alpha"] == 8
+    assert printed["data"]["mapping"] == {"question": "prompt", "answer": "completion"}
+
+
+def test_method_flag_takes_the_methods_learning_rate_unless_lr_is_given(capsys):
+    main(["train", "--method", "prompt", "--print-config"])
+    assert yaml.safe_load(capsys.readouterr().out)["training"]["lr"] == cfg.METHOD_DEFAULTS["prompt"]["training.lr"]
+    main(["train", "--method", "prompt", "--lr", "0.005", "--print-config"])
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["training"]["lr"] == 0.005 and printed["method"]["name"] == "prompt"
+
+
+@pytest.mark.parametrize("argv, words", [
+    (["--set", "training.nope=1"], "has no setting 'nope'"),
+    (["--set", "training.lr"], "KEY=VALUE"),
+    (["--map", "question"], "COLUMN=ROLE"),
+    (["--lr", "3", "--data", "x.json"], "training.lr"),
+])
+def test_bad_flags_are_one_plain_message(argv, words, capsys):
+    assert main(["train"] + argv) == 2
+    err = capsys.readouterr().err
+    assert words in err and "Traceback" not in err
+
+
+def test_events_jsonl_prints_one_event_per_line(tiny_model_dir, tmp_path, capsys):
+    data = _toy_file(tmp_path / "toy.jsonl")
+    code = main(["train", "--model", str(tiny_model_dir), "--data", str(data), "--max-steps", "2", "--batch-size",
+                 "4", "--max-length", "64", "--out", str(tmp_path / "run"), "--events", "jsonl"])
+    assert code == 0
+    events = [event_from_dict(json.loads(line)) for line in capsys.readouterr().out.splitlines()]
+    assert isinstance(events[-1], Finished) and any(isinstance(e, Started) for e in events)
+    assert [e.step for e in events if isinstance(e, TrainMetric)] == [1, 2]
+
+
+def test_train_main_puts_events_on_the_queue(tiny_model_dir, tmp_path):
+    from engine.worker import train_main
+
+    config = cfg.RunConfig()
+    config.model.name, config.data.path, config.out = str(tiny_model_dir), str(_toy_file(tmp_path / "t.jsonl")), \
+        str(tmp_path / "run")
+    config.training.max_steps, config.training.batch_size, config.data.max_length = 1, 4, 64
+    events: queue.Queue = queue.Queue()
+    train_main(cfg.to_dict(config), events, threading.Event())
+    seen = []
+    while not events.empty():
+        seen.append(events.get())
+    assert isinstance(seen[-1], Finished) and any(isinstance(e, Started) for e in seen)
+
+
+def test_train_main_turns_a_crash_into_a_failed_event_with_the_log(monkeypatch):
+    from engine import worker
+    from engine.train import run as run_module
+
+    def explode(*args, **kwargs):
+        raise RuntimeError("CUDA out of memory. Tried to allocate 2.00 GiB")
+
+    monkeypatch.setattr(run_module, "run_training", explode)
+    events: queue.Queue = queue.Queue()
+    worker.train_main({"data": {"path": "x.json"}}, events, threading.Event())
+    failed = events.get_nowait()
+    assert isinstance(failed, Failed) and "memory" in failed.reason and "smaller batch" in failed.hint
+    assert "RuntimeError" in failed.log_tail
+    worker.train_main({"nonsense": {}}, events, threading.Event())
+    assert "unknown section 'nonsense'" in events.get_nowait().reason
+
+
+@pytest.mark.slow
+def test_two_cpu_processes_train_data_parallel_like_one(tiny_model_dir, tmp_path):
+    """`--gpus 2` relaunches through torch.distributed.run (gloo on CPU); the loss curve is the single-process one."""
+    data = _toy_file(tmp_path / "toy.jsonl", 24)
+    common = ["train", "--model", str(tiny_model_dir), "--data", str(data), "--max-steps", "3", "--batch-size", "6",
+              "--max-length", "64", "--lr", "1e-3", "--set", "method.lora_dropout=0", "--events", "jsonl"]
+    env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
+    outputs = []
+    for extra in ([], ["--gpus", "2"]):
+        out = tmp_path / f"run{len(extra)}"
+        proc = subprocess.run([sys.executable, "-m", "engine", *common, "--out", str(out), *extra], cwd=REPO, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, proc.stderr[-3000:]
+        outputs.append([event_from_dict(json.loads(line)) for line in proc.stdout.splitlines() if line.startswith("{")])
+    single, double = ([e.loss for e in events if isinstance(e, TrainMetric)] for events in outputs)
+    assert len(single) == len(double) == 3  # rank 0 alone reports
+    assert double == pytest.approx(single, rel=1e-4)
+    assert (tmp_path / "run2" / "adapter" / "adapter_model.safetensors").is_file()
