@@ -238,3 +238,15 @@ def test_huge_datasets_are_measured_on_a_sample(qtbot, tiny_model_dir):
     histogram.set_max_length(512)
     histogram.set_lengths(result.lengths, result.total)
     assert "Measured on 10 of the 50 examples" in histogram.summary.text()
+
+
+def test_general_data_can_be_mixed_in_to_protect_what_the_model_knew(qtbot, controller, monkeypatch, tmp_path):
+    view = make_view(qtbot, controller)
+    general = tmp_path / "general.jsonl"
+    general.write_text(json.dumps({"instruction": "Name a colour.", "output": "Blue."}) + "\n")
+    monkeypatch.setattr("gui.views.dataset_view.QFileDialog.getOpenFileName", lambda *a, **k: (str(general), ""))
+    view.mix_button.click()
+    config = controller.build_config()
+    assert config.data.mix_path == str(general) and config.data.mix_ratio == 0.2
+    assert "general.jsonl" in view.mix_button.text()
+    assert view.form.editors["data.mix_ratio"].value() == pytest.approx(0.2)

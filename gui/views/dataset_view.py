@@ -149,7 +149,14 @@ class DatasetView(QWidget):
         self.form.add("data.val_fraction", "Held out for checking")
         self.form.add("data.train_on_prompt", "Also learn the questions")
         self.form.add("model.template", "Chat template")
+        # The seeds' remedy for catastrophic forgetting: keep some general examples in the mix.
+        self.form.add("data.mix_ratio", "Share of general data")
         settings.addWidget(self.form)
+        self.mix_button = QPushButton("Choose general data…")
+        self.mix_button.setToolTip("Pick a file of everyday instructions to train on alongside yours, so the model "
+                                   "keeps what it already knew (protects against catastrophic forgetting).")
+        self.mix_button.clicked.connect(self._choose_mix_file)
+        settings.addWidget(self.mix_button)
         self.split_label = label("", "hint")
         settings.addWidget(self.split_label)
         settings.addStretch(1)
@@ -164,6 +171,14 @@ class DatasetView(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Open training data", start, FILE_FILTER)
         if path:
             self.open_file(path)
+
+    def _choose_mix_file(self) -> None:
+        path, _ = QFileDialog.getOpenFileName(self, "Open general data to mix in", "", FILE_FILTER)
+        if path:
+            self.controller.set_value("data.mix_path", path)
+            if self.controller.config.data.mix_ratio == 0:
+                self.controller.set_value("data.mix_ratio", 0.2)
+            self.mix_button.setText(f"General data: {Path(path).name}")
 
     def open_file(self, path: str) -> None:
         """Make `path` the training data (forgetting the old column mapping) and read it."""
