@@ -46,3 +46,38 @@ def eval_main(run_dir: str, queue, stop_event=None, options: dict | None = None)
     from engine.evaluate.worker import eval_main as evaluate
 
     evaluate(run_dir, queue, stop_event, options)
+
+
+class _Cancelled(Exception):
+    """Raised from the export's progress callback when the window asks to stop."""
+
+
+def export_main(run_dir: str, to: str, out: str, queue, stop_event=None) -> None:
+    """Export one run (engine.export.export_run) with progress; ends with Finished(output_path) or Failed."""
+    import time
+
+    from engine.events import Failed, Finished, Notice, Progress
+
+    started = time.monotonic()
+
+    def progress(message: str, fraction: float) -> None:
+        if stop_event is not None and stop_event.is_set():
+            raise _Cancelled()
+        queue.put(Notice(message=message))
+        queue.put(Progress(step=int(100 * fraction), total_steps=100, epoch=0.0,
+                           elapsed_s=time.monotonic() - started, eta_s=None))
+
+    try:
+        from engine.export import ExportError, export_run
+
+        try:
+            path = export_run(run_dir, to, out, progress)
+        except ExportError as exc:
+            queue.put(Failed(reason=str(exc)))
+            return
+        queue.put(Finished(run_dir=str(run_dir), output_path=str(path), reason="completed", step=0))
+    except _Cancelled:
+        queue.put(Failed(reason="Export cancelled: nothing was written."))
+    except Exception as exc:  # unforeseen: plain words plus the log tail, like training
+        queue.put(Failed(reason=f"The export stopped unexpectedly: {exc or exc.__class__.__name__}.",
+                         hint="The log below has the details.", log_tail=traceback.format_exc()[-4000:]))

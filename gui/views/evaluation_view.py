@@ -22,6 +22,7 @@ from gui.style import label
 from gui.widgets.before_after import EVAL_TARGET, BeforeAfterPanel
 from gui.widgets.card import Card
 from gui.widgets.chat_pane import ChatPane
+from gui.widgets.export_dialog import ExportDialog
 from gui.widgets.generation_settings import GenerationSettingsForm
 
 
@@ -72,6 +73,11 @@ class EvaluationView(QWidget):
         refresh.setToolTip("Look again for runs in the data folder.")
         refresh.clicked.connect(self.refresh_runs)
         header.addWidget(refresh)
+        self.export_button = QPushButton("Export…")
+        self.export_button.setToolTip("Save the tuned model as a merged folder, a GGUF file for llama.cpp, "
+                                      "LM Studio and Ollama, or the adapter alone.")
+        self.export_button.clicked.connect(self.show_export_dialog)
+        header.addWidget(self.export_button)
         root.addLayout(header)
 
         body = QHBoxLayout()
@@ -142,6 +148,15 @@ class EvaluationView(QWidget):
         if self.run_combo.count() == 0:
             self.base_label.setText("No trained runs yet: train one in the Training tab, then chat with it here.")
         self._update_buttons()
+
+    def show_export_dialog(self) -> Optional[ExportDialog]:
+        """Open the Export dialog for the chosen run (nothing happens without one)."""
+        run_dir = self.run_combo.currentData() or self.run_dir
+        if not run_dir:
+            return None
+        dialog = ExportDialog(run_dir, self)
+        dialog.open()
+        return dialog
 
     def open_run(self, run_dir: str) -> None:
         """Make `run_dir` the tuned run: show its before/after numbers and get its chat ready.
