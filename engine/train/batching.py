@@ -132,6 +132,23 @@ def collate_padded(examples: Sequence, indices: list[int], pad_id: int) -> Micro
     return MicroBatch(ids, targets, labels, None, mask, tokens)
 
 
+# On a CPU a forward pass of about a thousand tokens already keeps the cores busy; passing more at
+# once only multiplies the activations held for backward (measured on the default workload: peak
+# RSS 10.7 GB with the whole step in one pass, 3.4 GB with one 512-token row per pass).
+CPU_TOKENS_PER_PASS = 1024
+
+
+def auto_micro_batch(micro_batch_size: int, max_length: int, device_type: str) -> int:
+    """The micro-batch actually used: the setting, or for 0 ('auto') a size that bounds CPU memory.
+
+    Counts rows when packing and examples otherwise (see make_micro_batches); 0 still means the
+    whole step in one pass, which is what 'auto' keeps on a GPU.
+    """
+    if micro_batch_size or device_type != "cpu":
+        return micro_batch_size
+    return max(1, CPU_TOKENS_PER_PASS // max(1, max_length))
+
+
 def make_micro_batches(examples: Sequence, indices: list[int], *, packing: bool, max_length: int,
                        micro_batch_size: int, pad_id: int) -> list[MicroBatch]:
     """Split one step's examples into micro-batches.

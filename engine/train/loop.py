@@ -15,7 +15,8 @@ import torch
 
 from engine.events import CheckpointSaved, EvalMetric, Event, Progress, TrainMetric
 from engine.train import checkpoint as ckpt
-from engine.train.batching import IGNORE_INDEX, make_micro_batches, step_examples, steps_per_epoch
+from engine.train.batching import (IGNORE_INDEX, auto_micro_batch, make_micro_batches, step_examples,
+                                   steps_per_epoch)
 from engine.train.distributed import DistContext
 from engine.train.hardware import Hardware
 from engine.train.rundir import RunFolder
@@ -106,8 +107,10 @@ class TrainingLoop:
     def _micro_batches(self, examples: Sequence, indices: list[int]):
         t = self.config.training
         packing = t.packing and self.loss_module.can_pack
-        return make_micro_batches(examples, indices, packing=packing, max_length=self.config.data.max_length,
-                                  micro_batch_size=t.micro_batch_size, pad_id=self.pad_id)
+        max_length = self.config.data.max_length
+        return make_micro_batches(examples, indices, packing=packing, max_length=max_length,
+                                  micro_batch_size=auto_micro_batch(t.micro_batch_size, max_length,
+                                                                    self.hw.device.type), pad_id=self.pad_id)
 
     # ----------------------------------------------------------------------------- one step
     def _train_step(self, step: int, runner: torch.nn.Module) -> tuple[float, float, int]:
