@@ -13,6 +13,7 @@ from typing import Any, Optional
 
 from engine import paths
 from engine.events import read_events
+from engine.train.rundir import RunFolder
 from gui.training_curves import TrainingCurves
 
 STATUS_WORDS = {"completed": "finished", "stopped": "stopped (kept)", "early_stopped": "stopped early (kept)",
@@ -70,11 +71,7 @@ class RunSummary:
 
 def read_run_info(run_dir: str | Path) -> dict[str, Any]:
     """run-info.json as a dict; {} when it is missing or damaged (a run killed before writing it)."""
-    try:
-        data = json.loads((Path(run_dir) / "run-info.json").read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
+    return RunFolder(Path(run_dir)).read_info()
 
 
 def is_run_dir(folder: Path) -> bool:

@@ -77,17 +77,12 @@ class RunFolder:
 
 
 def _read_info(run_dir: Path) -> dict:
-    path = run_dir / "run-info.json"
-    if not path.is_file():
-        raise EvaluationError(f"{run_dir}: this is not a Tunesmith run folder (no run-info.json). "
-                              "Choose the folder that training created, under the data folder's runs/.")
+    from engine.train.rundir import RunFolderError, load_run_info
+
     try:
-        info = json.loads(path.read_text(encoding="utf-8"))
-    except ValueError:
-        raise EvaluationError(f"{path}: not valid JSON; the run folder is damaged.") from None
-    if not isinstance(info, dict) or not info.get("base_model_path"):
-        raise EvaluationError(f"{path}: 'base_model_path' is missing; the run folder is damaged.")
-    return info
+        return load_run_info(run_dir)
+    except RunFolderError as exc:
+        raise EvaluationError(str(exc)) from None
 
 
 def _newest_checkpoint(run_dir: Path, marker: str, best_step: Optional[int]) -> Optional[Path]:

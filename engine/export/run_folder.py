@@ -6,11 +6,11 @@ tokenizer/ holds the tokenizer with the chat template used in training.
 """
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
 from engine.export.errors import ExportError
+from engine.train.rundir import RunFolderError, load_run_info
 
 ADAPTER_METHODS = ("lora", "qlora")  # adapters that can be folded into the base weights
 VIRTUAL_TOKEN_METHODS = ("prefix", "prompt")  # learned virtual tokens: adapter export only
@@ -48,18 +48,11 @@ def read_run(run_dir: str | Path) -> RunSource:
     run_dir = Path(run_dir).expanduser().resolve()
     if not run_dir.is_dir():
         raise ExportError(f"{run_dir}: no such run folder. Choose a folder under the runs/ directory.")
-    info_path = run_dir / "run-info.json"
-    if not info_path.is_file():
-        raise ExportError(f"{run_dir}: this is not a Tunesmith run folder (it has no run-info.json). "
-                          "Choose the folder a training run created.")
     try:
-        info = json.loads(info_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as exc:
-        raise ExportError(f"{info_path}: cannot be read ({exc}). The run folder is damaged.") from None
-    method = str(info.get("method") or "")
-    base = info.get("base_model_path")
-    if not method or not base:
-        raise ExportError(f"{info_path}: 'method' or 'base_model_path' is missing. The run folder is damaged.")
+        info = load_run_info(run_dir, required=("method", "base_model_path"))
+    except RunFolderError as exc:
+        raise ExportError(str(exc)) from None
+    method, base = str(info["method"]), info["base_model_path"]
     source = RunSource(run_dir=run_dir, method=method, base_model_path=Path(base),
                        tokenizer_dir=run_dir / "tokenizer")
     _check_outputs(source)

@@ -31,6 +31,29 @@ def default_run_dir(config: cfg.RunConfig, now: Optional[datetime] = None) -> Pa
     return candidate
 
 
+class RunFolderError(ValueError):
+    """A folder that is not a readable run; the message names the file and says what to do."""
+
+
+def load_run_info(run_dir: Path, required: tuple[str, ...] = ("base_model_path",)) -> dict:
+    """run-info.json of an existing run, with `required` keys present; RunFolderError in plain words.
+
+    Chat, evaluation and export all start here, so a missing or damaged run reads the same everywhere.
+    """
+    path = Path(run_dir) / INFO_FILE
+    if not path.is_file():
+        raise RunFolderError(f"{run_dir}: this is not a Tunesmith run folder (no {INFO_FILE}). "
+                             "Choose the folder a training run created, under the data folder's runs/.")
+    try:
+        info = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as exc:
+        raise RunFolderError(f"{path}: cannot be read ({exc}); the run folder is damaged.") from None
+    missing = [key for key in required if not (isinstance(info, dict) and info.get(key))]
+    if missing:
+        raise RunFolderError(f"{path}: {' and '.join(repr(k) for k in missing)} missing; the run folder is damaged.")
+    return info
+
+
 class RunFolder:
     """Writes the files of one run; `emit` appends an event to metrics.jsonl."""
 
@@ -53,10 +76,12 @@ class RunFolder:
         self.write_info(info)
 
     def read_info(self) -> dict:
+        """run-info.json as a dict; {} when it is missing or damaged (a run killed before writing it)."""
         try:
-            return json.loads(self.info_path.read_text(encoding="utf-8"))
+            info = json.loads(self.info_path.read_text(encoding="utf-8"))
         except (OSError, ValueError):
             return {}
+        return info if isinstance(info, dict) else {}
 
     def write_info(self, info: dict) -> None:
         temp = self.info_path.with_suffix(".tmp")
