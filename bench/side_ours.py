@@ -101,7 +101,9 @@ def train(work: Workload, run_dir: str, stop_at_step: int = 0, tokens: dict | No
             marks.setdefault("started", now)
             clock.begin(now)
         step = getattr(event, "step", None)
-        if kind == "TrainMetric":
+        if kind == "FirstLoss":
+            marks.setdefault("first_loss", now)
+        elif kind == "TrainMetric":
             clock.loss(step, event.loss, now)
             marks["engine_tokens_per_s"] = event.tokens_per_s  # the last one: past the warm-up
         elif kind == "Progress" and step:
@@ -123,7 +125,7 @@ def train(work: Workload, run_dir: str, stop_at_step: int = 0, tokens: dict | No
 
         tokens = count_tokens(render_file(work.train_path, load_tokenizer(work.model_dir), work.max_length)[0])
     loaded = marks.get("started", started)
-    first_loss = clock.first_loss_time()
+    first_loss = marks.get("first_loss", clock.first_loss_time())
     output_path = final_dict.get("output_path") or str(Path(run_dir) / "adapter")
     result = {
         "side": "ours", "adapter_dir": output_path, "run_dir": run_dir,

@@ -64,6 +64,18 @@ class Progress(Event):
 
 
 @dataclass(frozen=True)
+class FirstLoss(Event):
+    """The loss of a run's first forward pass, before any weight has changed: where the curve starts.
+
+    A CPU step can take half a minute; this number comes after one pass of one row, so the user
+    sees within seconds that training is under way and from where the loss has to come down.
+    """
+
+    step: int  # the optimizer step it precedes (0 for a new run, the checkpoint's step on a resume)
+    loss: float
+
+
+@dataclass(frozen=True)
 class TrainMetric(Event):
     step: int
     loss: float
@@ -131,7 +143,7 @@ Sink = Callable[[Event], None]
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (Started, Notice, Progress, TrainMetric, EvalMetric, CheckpointSaved, Finished,
+    for cls in (Started, Notice, Progress, FirstLoss, TrainMetric, EvalMetric, CheckpointSaved, Finished,
                 Failed, Token, GenerationDone)
 }
 

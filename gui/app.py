@@ -36,8 +36,10 @@ def main(argv: list[str] | None = None) -> int:
     window = MainWindow(prepare_model=not args.smoke_test)
     window.show()
     if args.smoke_test:
+        # Closing the last window ends app.exec() by itself. A separate quit timer (there was one)
+        # could fire after exec() had returned, inside someone else's event loop (the test suite's),
+        # and end every loop started after it at once.
         QTimer.singleShot(SMOKE_TEST_MS, window.close)
-        QTimer.singleShot(SMOKE_TEST_MS + 100, app.quit)
     return int(app.exec())
 
 

@@ -8,8 +8,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from engine.events import (CheckpointSaved, EvalMetric, Event, Failed, Finished, Notice, Progress, Started,
-                           TrainMetric)
+from engine.events import (CheckpointSaved, EvalMetric, Event, Failed, Finished, FirstLoss, Notice, Progress,
+                           Started, TrainMetric)
 
 OVERFITTING_MESSAGE = (
     "The model is starting to memorise the examples instead of learning from them: validation loss is "
@@ -85,6 +85,11 @@ class TrainingCurves:
 
     def apply(self, event: Event) -> bool:
         """Take one event into account; True when something drawn on the plot changed."""
+        if isinstance(event, FirstLoss):  # where the curve starts, drawn at the step it precedes
+            self._rewind(self.train_steps, self.train_losses, event.step)
+            self.train_steps.append(event.step)
+            self.train_losses.append(event.loss)
+            return True
         if isinstance(event, TrainMetric):
             self._rewind(self.train_steps, self.train_losses, event.step)
             self.train_steps.append(event.step)
@@ -169,6 +174,9 @@ def describe_event(event: Event) -> Optional[str]:
                 f"{event.total_steps} steps.")
     if isinstance(event, Notice):
         return ("Warning: " if event.level == "warning" else "") + event.message
+    if isinstance(event, FirstLoss):
+        when = "before training" if event.step == 0 else f"on resuming at step {event.step}"
+        return f"Loss {when}: {event.loss:.4f} (first examples); the curve starts there."
     if isinstance(event, EvalMetric):
         return (f"Step {event.step}: validation loss {event.val_loss:.4f} "
                 f"(best {event.best_val_loss:.4f} at step {event.best_step}).")

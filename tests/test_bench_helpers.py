@@ -131,3 +131,41 @@ def test_estimate_bytes_reads_the_known_shapes():
     assert estimate_bytes({"bytes": 2048}) == 2048
     assert estimate_bytes({"raw": {"total_bytes": 10}}) == 10
     assert estimate_bytes({"error": "no"}) is None
+
+
+def test_each_pass_lever_switch_changes_the_step_and_puts_everything_back(tiny_model_dir, tmp_path):
+    """bench.pass_levers: every variant runs a real step on the tiny model and leaves the model as it found it."""
+    import torch
+
+    from bench import pass_levers
+    from engine.config import RunConfig
+    from engine.train import loss as loss_module
+    from engine.train.dropout import WordDropout
+    from engine.train.loss import TokenLoss
+    from engine.train.methods import load_model
+
+    config = RunConfig()
+    config.data.max_length = 64
+    data = _alpaca(tmp_path / "rows.json", 8)
+    batches = pass_levers.step_batches(config, str(tiny_model_dir), data, 8)
+    padded = pass_levers.step_batches(config, str(tiny_model_dir), data, 8, packing=False)
+    assert all(b.segments for b in batches) and all(b.attention_mask is not None for b in padded)
+    model = load_model(config, tiny_model_dir, torch.device("cpu"), torch.float32).model.train()
+    setup = pass_levers.Setup(TokenLoss(model), batches, padded)
+
+    def state():
+        dropouts = sorted(type(d).__name__ for m in model.modules()
+                          if isinstance(getattr(m, "lora_dropout", None), torch.nn.ModuleDict)
+                          for d in m.lora_dropout.values())
+        return (setup.config._attn_implementation, tuple(dropouts), loss_module.KEEP_LOGITS_BYTES,
+                torch.get_num_threads())
+
+    before = state()
+    assert before[1][0] == WordDropout.__name__
+    for name, switch in pass_levers.VARIANTS.items():
+        with switch(setup) as variant:
+            assert pass_levers.time_step(variant) > 0, name
+            if name != "all levers on":
+                assert state() != before or variant is not setup, f"{name} switched nothing off"
+        assert state() == before, f"{name} did not put the model back"
+        assert all(p.grad is None for p in model.parameters()), name

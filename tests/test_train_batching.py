@@ -92,7 +92,9 @@ def test_fast_path_equals_the_models_own_loss(tiny_model):
     assert float(total) / int(count) == pytest.approx(float(reference), rel=1e-5)
 
 
-def test_fast_path_gradients_match_the_plain_path(tiny_model):
+@pytest.mark.parametrize("keep_logits_bytes", [0, 2**30])  # recomputed in backward, or kept
+def test_fast_path_gradients_match_the_plain_path(tiny_model, keep_logits_bytes, monkeypatch):
+    monkeypatch.setattr("engine.train.loss.KEEP_LOGITS_BYTES", keep_logits_bytes)
     items = _items([10, 7], seed=3)
     batch = collate_padded(items, [0, 1], pad_id=0)
     grads = []

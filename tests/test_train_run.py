@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from engine import config as cfg
-from engine.events import EvalMetric, Failed, Finished, Started, TrainMetric, read_events
+from engine.events import EvalMetric, Failed, Finished, FirstLoss, Started, TrainMetric, read_events
 from engine.train import run_training
 from engine.train import checkpoint as ckpt
 
@@ -72,6 +72,12 @@ def test_lora_run_writes_the_documented_folder_and_a_plain_peft_adapter(tiny_mod
     started = rec.of(Started)[0]
     assert 0 < started.trainable_params < started.total_params and started.total_steps == 6
     assert [e.step for e in rec.of(EvalMetric)] == [3, 6]
+    # The first loss comes after one pass (one row of the first step's near-identical examples), before
+    # any step ends, so it is close to the first step's loss.
+    first_loss = rec.of(FirstLoss)
+    assert len(first_loss) == 1 and first_loss[0].step == 0
+    assert rec.events.index(first_loss[0]) < rec.events.index(rec.of(TrainMetric)[0])
+    assert first_loss[0].loss == pytest.approx(rec.of(TrainMetric)[0].loss, rel=0.01)
     logged = read_events(run / "metrics.jsonl")
     assert [type(e).__name__ for e in logged] == [type(e).__name__ for e in rec.events]
     assert len((run / "val.jsonl").read_text().splitlines()) == started.val_examples
@@ -101,6 +107,7 @@ def test_stop_then_resume_continues_the_same_loss_curve(tiny_model_dir, tmp_path
     resumed = run_training(config, second, resume_from=tmp_path / "split")
     assert isinstance(resumed, Finished) and resumed.reason == "completed" and resumed.step == 8
     assert [e.step for e in second.of(TrainMetric)] == [4, 5, 6, 7, 8]
+    assert [e.step for e in second.of(FirstLoss)] == [3]  # where the resumed curve starts
     expected = {e.step: e.loss for e in whole.of(TrainMetric)}
     for event in first.of(TrainMetric) + second.of(TrainMetric):
         assert event.loss == pytest.approx(expected[event.step], rel=1e-4), event.step

@@ -181,7 +181,7 @@ class ProgressView:
         self.bar.stop()
 
     def __call__(self, event) -> None:
-        from engine.events import EvalMetric, Finished, Notice, Progress, Started, TrainMetric
+        from engine.events import EvalMetric, Finished, FirstLoss, Notice, Progress, Started, TrainMetric
 
         say = self.bar.console.print
         if isinstance(event, Started):
@@ -196,6 +196,8 @@ class ProgressView:
             say(f"Finished ({event.reason}) at step {event.step}{best}. Result: {event.output_path}", markup=False)
         elif self.task is None:
             return
+        elif isinstance(event, FirstLoss):
+            self.bar.update(self.task, loss=f"{event.loss:.4f} (start)")
         elif isinstance(event, TrainMetric):
             self.bar.update(self.task, loss=f"{event.loss:.4f}")
         elif isinstance(event, Progress):

@@ -142,4 +142,8 @@ def load_run(run: RunFolder, device: Optional[str] = None) -> LoadedRun:
         raise EvaluationError(f"{run.tuned_path}: the adapter does not fit the base model {run.base_model_path} "
                               f"({str(exc).splitlines()[0]}). Was the base model replaced? Re-run training.") from None
     tuned = tuned.to(torch_device).eval()
-    return LoadedRun(run, tokenizer, tuned, None, torch_device, merge_for_speed=_can_merge(tuned, dtype))
+    loaded = LoadedRun(run, tokenizer, tuned, None, torch_device, merge_for_speed=_can_merge(tuned, dtype))
+    # The first merge is the slow one (0.8 s on the starter model, later switches 0.2 s): do it while
+    # loading, so the first tuned answer starts as fast as the next ones.
+    loaded._set_merged(True)
+    return loaded

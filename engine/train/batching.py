@@ -31,6 +31,7 @@ class MicroBatch:
     position_ids: Optional[torch.Tensor]
     attention_mask: Optional[torch.Tensor]
     tokens: int  # real (non-padding) tokens in the batch
+    segments: Optional[list] = None  # packed rows: per row, (start, end) of each example and of the padding tail
 
     @property
     def trained_tokens(self) -> int:
@@ -39,7 +40,7 @@ class MicroBatch:
     def to(self, device) -> "MicroBatch":
         move = (lambda t: None if t is None else t.to(device, non_blocking=True))
         return MicroBatch(move(self.input_ids), move(self.targets), move(self.labels), move(self.position_ids),
-                          move(self.attention_mask), self.tokens)
+                          move(self.attention_mask), self.tokens, self.segments)
 
 
 def shifted_targets(labels: Sequence[int]) -> list[int]:
@@ -99,18 +100,24 @@ def collate_packed(examples: Sequence, rows: list[list[int]], pad_id: int) -> Mi
     targets = torch.full((len(rows), width), IGNORE_INDEX, dtype=torch.long)
     positions = torch.zeros((len(rows), width), dtype=torch.long)
     tokens = 0
+    segments = []
     for r, row in enumerate(rows):
         cursor = 0
+        bounds = []
         for i in row:
             example = examples[i]
             n = len(example.input_ids)
             ids[r, cursor:cursor + n] = torch.tensor(example.input_ids, dtype=torch.long)
             targets[r, cursor:cursor + n] = torch.tensor(shifted_targets(example.labels), dtype=torch.long)
             positions[r, cursor:cursor + n] = torch.arange(n)
+            bounds.append((cursor, cursor + n))
             cursor += n
         tokens += cursor
         positions[r, cursor:] = torch.arange(width - cursor)
-    return MicroBatch(ids, targets, targets, positions, None, tokens)
+        if cursor < width:
+            bounds.append((cursor, width))
+        segments.append(bounds)
+    return MicroBatch(ids, targets, targets, positions, None, tokens, segments)
 
 
 def collate_padded(examples: Sequence, indices: list[int], pad_id: int) -> MicroBatch:

@@ -13,7 +13,7 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from engine.events import CheckpointSaved, EvalMetric, Event, Progress, TrainMetric
+from engine.events import CheckpointSaved, EvalMetric, Event, FirstLoss, Progress, TrainMetric
 from engine.train import checkpoint as ckpt
 from engine.train.batching import (IGNORE_INDEX, auto_micro_batch, make_micro_batches, step_examples,
                                    steps_per_epoch)
@@ -104,13 +104,14 @@ class TrainingLoop:
             return contextlib.nullcontext()
         return torch.autocast(self.hw.device.type, dtype=dtype)
 
-    def _micro_batches(self, examples: Sequence, indices: list[int]):
+    def _micro_batches(self, examples: Sequence, indices: list[int], rows_per_pass: Optional[int] = None):
         t = self.config.training
         packing = t.packing and self.loss_module.can_pack
         max_length = self.config.data.max_length
+        if rows_per_pass is None:
+            rows_per_pass = auto_micro_batch(t.micro_batch_size, max_length, self.hw.device.type)
         return make_micro_batches(examples, indices, packing=packing, max_length=max_length,
-                                  micro_batch_size=auto_micro_batch(t.micro_batch_size, max_length,
-                                                                    self.hw.device.type), pad_id=self.pad_id)
+                                  micro_batch_size=rows_per_pass, pad_id=self.pad_id)
 
     # ----------------------------------------------------------------------------- one step
     def _train_step(self, step: int, runner: torch.nn.Module) -> tuple[float, float, int]:
@@ -119,7 +120,11 @@ class TrainingLoop:
         _, indices = step_examples(len(self.train), t.batch_size, t.seed, step)
         # Normalise by the whole step's labelled tokens: identical for any micro-batch split or world size.
         step_tokens = sum(trained_tokens(self.train[i]) for i in indices)
-        batches = self._micro_batches(self.train, self.dist.shard(indices))
+        # A new run's first step goes one row per pass, so its first loss (FirstLoss) is known after a
+        # short pass; the step's result is the same, only summed in smaller parts. Other steps keep their
+        # usual passes, so a resumed run draws the same dropout masks as an uninterrupted one.
+        first = step == self.start_step
+        batches = self._micro_batches(self.train, self.dist.shard(indices), 1 if step == 0 else None)
         self.model.train()
         loss_sum, tokens = 0.0, 0
         for n, batch in enumerate(batches):
@@ -127,6 +132,8 @@ class TrainingLoop:
             sync = n == len(batches) - 1 or not hasattr(runner, "no_sync")
             with (contextlib.nullcontext() if sync else runner.no_sync()), self._autocast():
                 total, _ = runner(batch)
+                if first and n == 0 and self.dist.main:
+                    self.emit(FirstLoss(step=step, loss=float(total.detach()) / max(1, batch.trained_tokens)))
                 scaled = total * (self.dist.world / max(1, step_tokens))
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             loss_sum += float(total.detach())

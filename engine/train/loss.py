@@ -3,8 +3,9 @@
 A causal LM's vocabulary projection is its most expensive single layer for small models (for the
 starter model, 49k x 576 per token) and its fp32 logits the largest activation. Prompt tokens are
 masked, so their logits are wasted work: the fast path runs the model body, gathers the hidden
-states at labelled positions only, and projects them with the output layer in chunks. Each chunk
-is recomputed in the backward pass instead of being kept, so the logits never exist all at once.
+states at labelled positions only, and projects them with the output layer in chunks. Where the
+logits of a pass would be large, each chunk is recomputed in the backward pass instead of being
+kept, so they never exist all at once.
 
 Prefix and prompt tuning change the inputs of the model (virtual tokens, extra keys) inside PEFT's
 own forward, so they take the plain path: the full forward, then the same loss on the real positions.
@@ -19,6 +20,10 @@ from torch.utils.checkpoint import checkpoint
 from engine.train.batching import IGNORE_INDEX, MicroBatch
 
 CHUNK_TOKENS = 1024  # labelled positions projected at once; bounds the logits memory
+# Below this many bytes of fp32 logits per pass they are kept for the backward pass instead of being
+# recomputed: on a CPU pass of 1024 tokens (about 200 MB of logits for the starter model) recomputing
+# the projection cost 0.5 s of a 10 s pass. GPU passes hold a whole step and stay chunked.
+KEEP_LOGITS_BYTES = 256 * 2**20
 
 
 def _chunk_loss(hidden: torch.Tensor, targets: torch.Tensor, head: nn.Module) -> torch.Tensor:
@@ -73,15 +78,18 @@ class TokenLoss(nn.Module):
     def _fast(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
         lm = causal_lm_of(self.model)
         body, head = lm.get_decoder(), lm.get_output_embeddings()
+        extra = {} if batch.segments is None else {"segments": batch.segments}  # see engine.train.attention
         out = body(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                   position_ids=batch.position_ids, use_cache=False)
+                   position_ids=batch.position_ids, use_cache=False, **extra)
         keep = batch.targets != IGNORE_INDEX
         hidden = out.last_hidden_state[keep]
         targets = batch.targets[keep]
         total = hidden.new_zeros((), dtype=torch.float32)
+        vocab = getattr(lm.config, "vocab_size", None) or head.weight.shape[0]
+        recompute = targets.numel() * vocab * 4 > KEEP_LOGITS_BYTES
         for start in range(0, targets.numel(), self.chunk_tokens):
             part = slice(start, start + self.chunk_tokens)
-            if torch.is_grad_enabled():
+            if torch.is_grad_enabled() and recompute:
                 total = total + checkpoint(_chunk_loss, hidden[part], targets[part], head, use_reentrant=False)
             else:
                 total = total + _chunk_loss(hidden[part], targets[part], head)

@@ -74,14 +74,32 @@ def _bnb_problem(device: torch.device) -> Optional[str]:
     return None
 
 
-def _wrap(model, config: RunConfig, method: str):
+def attention_for(config: RunConfig) -> str:
+    """The attention implementation to load: packed rows get per-example causal kernels.
+
+    Prefix and prompt tuning are never packed (their virtual tokens sit at the start of a row).
+    """
+    t = config.training
+    if t.attention == "sdpa" and t.packing and config.method.name not in ("prefix", "prompt"):
+        from engine.train import attention
+
+        return attention.register()
+    return t.attention
+
+
+def _wrap(model, config: RunConfig, method: str, device: torch.device):
     if method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
         return model
     from peft import get_peft_model
 
-    return get_peft_model(model, peft_config_for(config, method))
+    model = get_peft_model(model, peft_config_for(config, method))
+    if device.type == "cpu":
+        from engine.train.dropout import use_word_dropout
+
+        use_word_dropout(model)
+    return model
 
 
 def load_model(config: RunConfig, model_dir: Path, device: torch.device, base_dtype: torch.dtype,
@@ -94,7 +112,7 @@ def load_model(config: RunConfig, model_dir: Path, device: torch.device, base_dt
     from transformers import AutoModelForCausalLM
 
     method = config.method.name
-    kwargs = {"attn_implementation": config.training.attention}
+    kwargs = {"attn_implementation": attention_for(config)}
     if method == "qlora":
         problem = _bnb_problem(device)
         if problem is None:
@@ -108,7 +126,7 @@ def load_model(config: RunConfig, model_dir: Path, device: torch.device, base_dt
     dtype = torch.float32 if method == "full" else base_dtype
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, **kwargs).to(device)
     model.config.use_cache = False
-    return LoadedModel(_wrap(model, config, method), method, False)
+    return LoadedModel(_wrap(model, config, method, device), method, False)
 
 
 def _load_qlora(config: RunConfig, model_dir: Path, device: torch.device, kwargs: dict) -> LoadedModel:
@@ -123,7 +141,7 @@ def _load_qlora(config: RunConfig, model_dir: Path, device: torch.device, kwargs
     model.config.use_cache = False
     # Gradient checkpointing is the loop's decision (only when memory requires), not PEFT's default.
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    return LoadedModel(_wrap(model, config, "qlora"), "qlora", True)
+    return LoadedModel(_wrap(model, config, "qlora", device), "qlora", True)
 
 
 def trainable_counts(model: torch.nn.Module) -> tuple[int, int]:
@@ -153,5 +171,5 @@ def count_trainable(config: RunConfig, model_dir: Path | str) -> tuple[int, int]
         if method != "full":
             for p in model.parameters():
                 p.requires_grad_(False)
-        model = _wrap(model, config, method)
+        model = _wrap(model, config, method, torch.device("meta"))
     return trainable_counts(model)
