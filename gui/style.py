@@ -7,7 +7,7 @@ Views mark widgets with object names or properties instead of styling them one b
 from __future__ import annotations
 
 from PySide6.QtGui import QColor, QFont, QPalette
-from PySide6.QtWidgets import QApplication, QLabel, QWidget
+from PySide6.QtWidgets import QApplication, QHBoxLayout, QLabel, QVBoxLayout, QWidget
 
 ACCENT = "#3b6fd8"
 ACCENT_DARK = "#2f5bb5"
@@ -82,3 +82,15 @@ def label(text: str, role: str = "", parent: QWidget | None = None, *, wrap: boo
         widget.setProperty("role", role)
     widget.setWordWrap(wrap)
     return widget
+
+
+def view_header(title: str, hint: str) -> tuple[QHBoxLayout, QLabel]:
+    """The top row every view starts with: its title over a one-line hint, with room on the right for
+    the view's buttons. Returns the row and the hint label (some views rewrite the hint as they go)."""
+    header = QHBoxLayout()
+    titles = QVBoxLayout()
+    titles.addWidget(label(title, "title"))
+    hint_label = label(hint, "hint")
+    titles.addWidget(hint_label)
+    header.addLayout(titles, 1)
+    return header, hint_label

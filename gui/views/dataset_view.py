@@ -14,7 +14,7 @@ from PySide6.QtWidgets import QFileDialog, QHBoxLayout, QPushButton, QSplitter, 
 
 from gui.controller import Controller
 from gui.state import SAMPLE_DATASET
-from gui.style import label
+from gui.style import label, view_header
 from gui.views import dataset_jobs
 from gui.widgets.background import LatestJob
 from gui.widgets.card import Card
@@ -77,12 +77,8 @@ class DatasetView(QWidget):
         root.setContentsMargins(20, 16, 20, 12)
         root.setSpacing(12)
 
-        header = QHBoxLayout()
-        titles = QVBoxLayout()
-        titles.addWidget(label("Training examples", "title"))
-        self.file_label = label("No file chosen yet. Open one, or drop it onto this window.", "hint")
-        titles.addWidget(self.file_label)
-        header.addLayout(titles, 1)
+        header, self.file_label = view_header("Training examples",
+                                              "No file chosen yet. Open one, or drop it onto this window.")
         self.sample_button = QPushButton("Use the sample")
         self.sample_button.setToolTip("The built-in sample: orders written freely, answered as one line of JSON.")
         self.sample_button.clicked.connect(lambda: self.open_file(str(SAMPLE_DATASET)))

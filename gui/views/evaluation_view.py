@@ -18,7 +18,7 @@ from engine.evaluate.heldout import HeldOutExample, split_example
 from gui import runs
 from gui.chat_session import CHAT_TARGET, ChatSession
 from gui.controller import Controller
-from gui.style import label
+from gui.style import label, view_header
 from gui.widgets.before_after import EVAL_TARGET, BeforeAfterPanel
 from gui.widgets.card import Card
 from gui.widgets.chat_pane import ChatPane
@@ -56,12 +56,8 @@ class EvaluationView(QWidget):
         root = QVBoxLayout(self)
         root.setContentsMargins(20, 16, 20, 12)
         root.setSpacing(10)
-        header = QHBoxLayout()
-        titles = QVBoxLayout()
-        titles.addWidget(label("Evaluation", "title"))
-        self.base_label = label("Choose a trained run to compare it with the model it started from.", "hint")
-        titles.addWidget(self.base_label)
-        header.addLayout(titles, 1)
+        header, self.base_label = view_header("Evaluation",
+                                              "Choose a trained run to compare it with the model it started from.")
         header.addWidget(label("Tuned run:", "subtitle", wrap=False))
         self.run_combo = QComboBox()
         self.run_combo.setMinimumWidth(320)

@@ -14,7 +14,7 @@ from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayo
 
 from engine import config as cfg
 from gui.controller import Controller
-from gui.style import label
+from gui.style import label, view_header
 from gui.widgets.card import Card
 from gui.widgets.hardware_panel import HardwarePanel
 from gui.widgets.method_table import MethodTable
@@ -43,12 +43,8 @@ class MethodView(QWidget):
         root = QVBoxLayout(self)
         root.setContentsMargins(20, 16, 20, 12)
         root.setSpacing(12)
-        header = QHBoxLayout()
-        titles = QVBoxLayout()
-        titles.addWidget(label("Model and method", "title"))
-        titles.addWidget(label("The defaults work for the sample. Hover over any setting marked ? to see what it does.",
-                               "hint"))
-        header.addLayout(titles, 1)
+        header, _ = view_header("Model and method",
+                                "The defaults work for the sample. Hover over any setting marked ? to see what it does.")
         for text, slot in (("Open config…", self.open_config), ("Save config…", self.save_config),
                            ("Show as YAML", self.show_yaml)):
             button = QPushButton(text)

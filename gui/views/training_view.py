@@ -12,14 +12,14 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QEvent, QEventLoop, QObject, Qt, QTimer, Signal
-from PySide6.QtWidgets import (QHBoxLayout, QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSplitter,
+from PySide6.QtWidgets import (QMessageBox, QPlainTextEdit, QProgressBar, QPushButton, QSplitter,
                                QVBoxLayout, QWidget)
 
 from engine import config as cfg
 from engine.events import CheckpointSaved, Event, Failed, Finished, Started
 from gui.controller import Controller
 from gui.process_host import ProcessHost
-from gui.style import label
+from gui.style import label, view_header
 from gui.training_curves import OVERFITTING_MESSAGE, TrainingCurves, describe_event
 from gui import runs
 from gui.widgets.card import Card
@@ -78,12 +78,7 @@ class TrainingView(QWidget):
         root.setContentsMargins(20, 16, 20, 12)
         root.setSpacing(10)
 
-        header = QHBoxLayout()
-        titles = QVBoxLayout()
-        titles.addWidget(label("Training", "title"))
-        self.summary = label("", "hint")
-        titles.addWidget(self.summary)
-        header.addLayout(titles, 1)
+        header, self.summary = view_header("Training", "")
         self.start_button = QPushButton("Start training")
         self.start_button.setObjectName("primary")
         self.start_button.setToolTip("Train with the dataset and method chosen in the other tabs.")
