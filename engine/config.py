@@ -13,6 +13,8 @@ from typing import Any, Optional
 
 import yaml
 
+from engine.errors import TunesmithError
+
 METHODS = ("qlora", "lora", "full", "prefix", "prompt")
 FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
 TEMPLATES = ("auto", "chatml", "alpaca", "llama3", "plain")
@@ -95,7 +97,8 @@ class TrainingConfig:
     max_grad_norm: float = setting(1.0, "Gradients are clipped to this norm; protects against spikes.",
                                    valid=(0.0, 1000.0))
     precision: str = setting("auto", "Number format for training: 'auto' uses bf16 where the hardware "
-                             "supports it, else fp32.", choices=("auto", "bf16", "fp16", "fp32"))
+                             "supports it, else fp32 (the environment variable TUNESMITH_PRECISION "
+                             "changes what 'auto' means).", choices=("auto", "bf16", "fp16", "fp32"))
     packing: bool = setting(True, "Pack several short examples into one row without letting them see each "
                             "other: less padding, faster.")
     label_only_logits: bool = setting(True, "Compute the vocabulary projection only where a token is learned "
@@ -147,7 +150,7 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
 METHOD_LR_TYPICAL = {"prefix": (1e-3, 5e-2), "prompt": (1e-3, 1e-1)}
 
 
-class ConfigError(ValueError):
+class ConfigError(TunesmithError, ValueError):
     """A value that cannot be used; the message names the key and says what to do."""
 
 

@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from engine import paths
+from engine.errors import TunesmithError
 
 STARTER_NAME = "SmolLM2-135M-Instruct"
 STARTER_FOLDER = "smollm2-135m-instruct"
@@ -31,7 +32,7 @@ INFO_FILE = "tunesmith-model.json"
 Progress = Callable[[str, float], None]  # (message, fraction 0..1)
 
 
-class ModelError(RuntimeError):
+class ModelError(TunesmithError, RuntimeError):
     """A model that cannot be found, fetched or converted; the message says what to do."""
 
 

@@ -68,11 +68,12 @@ def export_main(run_dir: str, to: str, out: str, queue, stop_event=None) -> None
                            elapsed_s=time.monotonic() - started, eta_s=None))
 
     try:
-        from engine.export import ExportError, export_run
+        from engine.errors import TunesmithError
+        from engine.export import export_run
 
         try:
             path = export_run(run_dir, to, out, progress)
-        except ExportError as exc:
+        except TunesmithError as exc:
             queue.put(Failed(reason=str(exc)))
             return
         queue.put(Finished(run_dir=str(run_dir), output_path=str(path), reason="completed", step=0))

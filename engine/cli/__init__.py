@@ -9,6 +9,8 @@ import argparse
 import importlib
 import sys
 
+from engine.errors import TunesmithError
+
 # subcommand name -> module under engine.cli
 COMMANDS = {
     "setup": "setup_cmd",
@@ -22,7 +24,7 @@ COMMANDS = {
 }
 
 
-class UserError(Exception):
+class UserError(TunesmithError):
     """An error caused by the user's input: printed as one clear message, exit code 2."""
 
 
@@ -41,20 +43,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from engine.config import ConfigError
-    from engine.models import ModelError
-
     parser = build_parser()
     args = parser.parse_args(argv)
-    known_errors = [UserError, ConfigError, ModelError]
-    try:
-        from engine.data.errors import DataError
-        known_errors.append(DataError)
-    except ImportError:
-        pass
     try:
         return int(args.func(args) or 0)
-    except tuple(known_errors) as exc:
+    except TunesmithError as exc:  # every problem the user can fix, whichever part raised it
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

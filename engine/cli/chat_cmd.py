@@ -50,22 +50,17 @@ def _answer(chat, messages, side, settings, out) -> str:
 
 
 def run(args) -> int:
-    from engine.cli import UserError
     from engine.evaluate.chat import ChatModel
-    from engine.evaluate.runfolder import EvaluationError
 
     settings = _settings(args)
     side = "base" if args.base else "tuned"
     start = [{"role": "system", "content": args.system}] if args.system else []
     quiet_loading()
-    try:
-        chat = ChatModel(args.run_dir)
-        if args.prompt is not None:
-            _answer(chat, start + [{"role": "user", "content": args.prompt}], side, settings, sys.stdout)
-            return 0
-        return _interactive(chat, side, settings, start)
-    except EvaluationError as exc:
-        raise UserError(str(exc)) from None
+    chat = ChatModel(args.run_dir)
+    if args.prompt is not None:
+        _answer(chat, start + [{"role": "user", "content": args.prompt}], side, settings, sys.stdout)
+        return 0
+    return _interactive(chat, side, settings, start)
 
 
 def _interactive(chat, side: str, settings, start: list) -> int:

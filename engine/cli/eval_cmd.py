@@ -61,7 +61,6 @@ def _print_table(results: dict) -> None:
 def run(args) -> int:
     from engine.cli import UserError
     from engine.evaluate import evaluate_run, export_report
-    from engine.evaluate.runfolder import EvaluationError
 
     if args.examples is not None and args.examples < 0:
         raise UserError("--examples must be 0 or more.")
@@ -70,13 +69,10 @@ def run(args) -> int:
     from engine.cli.chat_cmd import quiet_loading
 
     quiet_loading()
-    try:
-        results = evaluate_run(args.run_dir, sink=_progress_printer(), examples=args.examples,
-                               max_new_tokens=args.max_new_tokens, probe=False if args.no_probe else None)
-        print(file=sys.stderr)
-        report = export_report(args.run_dir, args.report) if args.report else None
-    except EvaluationError as exc:
-        raise UserError(str(exc)) from None
+    results = evaluate_run(args.run_dir, sink=_progress_printer(), examples=args.examples,
+                           max_new_tokens=args.max_new_tokens, probe=False if args.no_probe else None)
+    print(file=sys.stderr)
+    report = export_report(args.run_dir, args.report) if args.report else None
     if args.json:
         print(json.dumps(results, indent=2, ensure_ascii=False))
     else:

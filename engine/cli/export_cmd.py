@@ -31,8 +31,7 @@ def run(args) -> int:
 
     from transformers.utils import logging as transformers_logging
 
-    from engine.cli import UserError
-    from engine.export import ExportError, export_run
+    from engine.export import export_run
 
     # Our own progress lines say what is happening; the libraries' bars and deprecation notes
     # would only interleave with them.
@@ -50,10 +49,7 @@ def run(args) -> int:
         shown["fraction"] = fraction
         print(f"[{fraction:4.0%}] {message}", file=sys.stderr, flush=True)
 
-    try:
-        path = export_run(args.run_dir, args.to, args.out, progress=show, overwrite=args.force,
-                          verify=False if args.no_verify else None)
-    except ExportError as exc:
-        raise UserError(str(exc)) from None
+    path = export_run(args.run_dir, args.to, args.out, progress=show, overwrite=args.force,
+                      verify=False if args.no_verify else None)
     print(path)
     return 0

@@ -8,8 +8,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Optional, Union
 
+from engine.errors import TunesmithError
 
-class DataError(ValueError):
+
+class DataError(TunesmithError, ValueError):
     """A problem with the user's data; `str()` reads "FILE, row N, field 'x': what is wrong. What to do."."""
 
     def __init__(self, message: str, *, file: Optional[Union[str, Path]] = None, row: Optional[int] = None,

@@ -10,8 +10,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Optional
 
+from engine.errors import TunesmithError
 
-class EvaluationError(Exception):
+
+class EvaluationError(TunesmithError):
     """A run folder that cannot be chatted with or evaluated; the message says what is wrong and what to do."""
 
 

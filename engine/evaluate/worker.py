@@ -11,29 +11,15 @@ import traceback
 from collections import deque
 from typing import Any, Optional
 
+from engine.errors import TunesmithError
 from engine.events import Failed, Finished, GenerationDone, Notice, Token
 
 QUIT = "quit"
 STOP = "stop"
 
 
-def _user_errors() -> tuple:
-    """Exceptions whose message is meant for the user (shown as is, no traceback)."""
-    from engine.config import ConfigError
-    from engine.evaluate.runfolder import EvaluationError
-    from engine.models import ModelError
-
-    errors: list = [EvaluationError, ConfigError, ModelError]
-    try:
-        from engine.data.errors import DataError
-        errors.append(DataError)
-    except ImportError:
-        pass
-    return tuple(errors)
-
-
 def _failure(exc: BaseException, doing: str) -> Failed:
-    if isinstance(exc, _user_errors()):
+    if isinstance(exc, TunesmithError):
         return Failed(reason=str(exc))
     if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
         return Failed(reason=f"Out of memory while {doing}.", hint="Close other programs, or lower max new tokens.",

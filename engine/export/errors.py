@@ -3,11 +3,13 @@ from __future__ import annotations
 
 from typing import Callable, Optional
 
+from engine.errors import TunesmithError
+
 # Same shape as engine.models.Progress: (message in plain words, fraction done 0..1).
 Progress = Callable[[str, float], None]
 
 
-class ExportError(RuntimeError):
+class ExportError(TunesmithError, RuntimeError):
     """An export that cannot be done; the message says what is wrong and what to do."""
 
 

@@ -8,6 +8,10 @@ from typing import Optional
 import torch
 
 DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16, "fp32": torch.float32}
+# Overrides training.precision 'auto' for this process (a value set in the config still wins), so
+# that one machine can run everything the way another would: the test suite in fp32 on a CPU that
+# has native bf16, or in bf16 on one that has not.
+PRECISION_ENV = "TUNESMITH_PRECISION"
 
 
 @dataclass(frozen=True)
@@ -52,20 +56,43 @@ def pick_device() -> torch.device:
     return torch.device("cpu")
 
 
+def auto_precision(device: torch.device) -> str:
+    """What 'auto' means here: $TUNESMITH_PRECISION when set, else bf16 where the hardware has it, else fp32."""
+    forced = os.environ.get(PRECISION_ENV, "").strip().lower()
+    if forced and forced != "auto":
+        if forced not in DTYPES:
+            from engine.config import ConfigError
+
+            raise ConfigError(f"{PRECISION_ENV}={forced!r}: choose one of auto, {', '.join(DTYPES)} "
+                              "(or unset it).")
+        return forced
+    return "bf16" if bf16_available(device) else "fp32"
+
+
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """training.precision ('auto' | 'bf16' | 'fp16' | 'fp32') as the format used on `device`."""
+    if precision == "auto":
+        precision = auto_precision(device)
+    if precision == "fp16" and device.type == "cpu":
+        return "fp32"
+    return precision
+
+
 def choose(precision: str, device: Optional[torch.device] = None) -> Hardware:
     """Resolve training.precision ('auto' | 'bf16' | 'fp16' | 'fp32') for this machine."""
     device = device or pick_device()
     notes = []
-    if precision == "auto":
-        precision = "bf16" if bf16_available(device) else "fp32"
-        if device.type == "cpu" and precision == "fp32":
+    resolved = resolve_precision(precision, device)
+    if precision == "auto" and os.environ.get(PRECISION_ENV, "").strip().lower() not in ("", "auto"):
+        notes.append(f"Number format {resolved}, set by {PRECISION_ENV}.")
+    elif precision == "auto":
+        if device.type == "cpu" and resolved == "fp32":
             notes.append("This CPU has no native bf16 arithmetic, so training uses fp32, which is faster here.")
     elif precision == "fp16" and device.type == "cpu":
         notes.append("fp16 is not used on the CPU (it is slow and unstable there); training uses fp32.")
-        precision = "fp32"
-    elif precision == "bf16" and not bf16_available(device):
+    if resolved == "bf16" and not bf16_available(device):
         notes.append("bf16 was asked for but this hardware has no native bf16: expect slow training.")
-    return Hardware(device, precision, tuple(notes))
+    return Hardware(device, resolved, tuple(notes))
 
 
 def set_threads(threads: int) -> int:

@@ -84,11 +84,9 @@ def estimate_from_counts(config: RunConfig, model_config, trainable: int, total:
     """The estimate, given parameter counts (see estimate_memory)."""
     device = torch.device(device)
     method, t = config.method.name, config.training
-    from engine.train.hardware import bf16_available
+    from engine.train.hardware import resolve_precision
 
-    precision = t.precision
-    if precision == "auto":
-        precision = "bf16" if bf16_available(device) else "fp32"
+    precision = resolve_precision(t.precision, device)
     act_bytes = 4 if precision == "fp32" else MIXED_BYTES.get(device.type, 2)
     shape = _shape(model_config)
     if tokens_per_pass is None:

@@ -48,15 +48,19 @@ def peft_config_for(config: RunConfig, method: str):
     return None
 
 
-def quant_compute_dtype(setting: str, device: torch.device) -> torch.dtype:
-    """The arithmetic format of the 4-bit layers: bf16 where the hardware has it, never fp32 by accident."""
-    from engine.train.hardware import DTYPES, bf16_available
+def quant_compute_dtype(setting: str, device: torch.device, precision: str = "auto") -> torch.dtype:
+    """The arithmetic format of the 4-bit layers; 'auto' follows the training precision.
+
+    On a GPU 'auto' is bf16 (fp16 without bf16) even for fp32 training: 4-bit layers in fp32 are slow
+    there. On the CPU it is the training precision itself, so fp32 training stays fp32 throughout.
+    """
+    from engine.train.hardware import DTYPES, resolve_precision
 
     if setting != "auto":
         return DTYPES[setting]
     if device.type == "cuda":
         return torch.bfloat16 if torch.cuda.is_bf16_supported() else torch.float16
-    return torch.bfloat16 if bf16_available(device) else torch.float32
+    return DTYPES[resolve_precision(precision, device)]
 
 
 def _bnb_problem(device: torch.device) -> Optional[str]:
@@ -133,7 +137,7 @@ def _load_qlora(config: RunConfig, model_dir: Path, device: torch.device, kwargs
     from peft import prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
-    compute = quant_compute_dtype(config.method.quant_compute_dtype, device)
+    compute = quant_compute_dtype(config.method.quant_compute_dtype, device, config.training.precision)
     quant = BitsAndBytesConfig(load_in_4bit=True, bnb_4bit_quant_type="nf4", bnb_4bit_use_double_quant=True,
                                bnb_4bit_compute_dtype=compute)
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), quantization_config=quant, dtype=compute,

@@ -14,6 +14,7 @@ from typing import Optional
 import torch
 
 from engine import config as cfg
+from engine.errors import TunesmithError
 from engine.events import Event, Failed, Finished, Notice, Started
 from engine.train import checkpoint as ckpt
 from engine.train import distributed, hardware
@@ -111,15 +112,18 @@ def run_training(config: cfg.RunConfig, sink=None, stop=None, resume_from=None, 
     data: already-built training data (train/val lists of Rendered, val_examples); built from
     config.data when None.
     """
-    from engine.data.errors import DataError
-    from engine.models import ModelError
-
-    hw = hardware.choose(config.training.precision)
+    try:
+        hw = hardware.choose(config.training.precision)
+    except TunesmithError as exc:  # e.g. a misspelt TUNESMITH_PRECISION
+        failed = Failed(reason=str(exc), hint="Fix the problem above and start the run again.")
+        if sink is not None:
+            sink(failed)
+        return failed
     dist = distributed.init_from_env(hw.device)
     emit = _Emitter(sink, dist.main)
     try:
         return _run(config, emit, stop, resume_from, data, hw, dist)
-    except (cfg.ConfigError, ModelError, DataError) as exc:
+    except TunesmithError as exc:
         failed = Failed(reason=str(exc), hint="Fix the problem above and start the run again.")
     except NonFiniteLoss as exc:
         failed = Failed(reason=f"Training went unstable: the {exc} (not a number).",

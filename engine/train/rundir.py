@@ -13,6 +13,7 @@ from typing import Iterable, Optional
 
 from engine import config as cfg
 from engine import paths
+from engine.errors import TunesmithError
 from engine.events import Event
 
 INFO_FILE = "run-info.json"
@@ -31,7 +32,7 @@ def default_run_dir(config: cfg.RunConfig, now: Optional[datetime] = None) -> Pa
     return candidate
 
 
-class RunFolderError(ValueError):
+class RunFolderError(TunesmithError, ValueError):
     """A folder that is not a readable run; the message names the file and says what to do."""
 
 

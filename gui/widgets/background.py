@@ -12,6 +12,8 @@ from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
+from engine.errors import TunesmithError
+
 Progress = Callable[[str, float], None]
 
 # Held by every job that may import or initialise torch/transformers (loading a tokenizer, the memory
@@ -24,11 +26,10 @@ ENGINE_IMPORT_LOCK = threading.RLock()
 def plain_error(exc: BaseException) -> str:
     """The message to show for an exception raised by a job.
 
-    The engine's own errors (DataError, ModelError, ConfigError) already read as plain words;
-    anything else is unexpected, so its kind is named to help a bug report.
+    The engine's own errors (every TunesmithError) already read as plain words; anything else is
+    unexpected, so its kind is named to help a bug report.
     """
-    known = ("DataError", "ModelError", "ConfigError", "UserError")
-    if type(exc).__name__ in known or isinstance(exc, (FileNotFoundError, PermissionError)):
+    if isinstance(exc, (TunesmithError, FileNotFoundError, PermissionError)):
         return str(exc)
     return f"Something went wrong ({type(exc).__name__}): {exc}"
 
