@@ -30,6 +30,7 @@ def build_config(work: Workload, run_dir: str):
     config.model.name = work.model_dir
     config.data.path = work.train_path
     config.data.val_path = work.heldout_path  # so no training row is held out: both sides learn the same rows
+    config.data.test_fraction = 0.0
     config.data.max_length = work.max_length
     config.data.seed = work.seed
     config.method.name = work.method

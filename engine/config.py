@@ -44,6 +44,8 @@ class ModelConfig:
 class DataConfig:
     path: str = setting("", "The training data: JSON, JSONL, CSV, TSV, Parquet or a saved dataset folder.")
     val_path: str = setting("", "Optional separate validation file. Empty: hold out part of the training data.")
+    test_path: str = setting("", "Optional separate test file, used only for the before/after evaluation. Empty: "
+                             "keep part of the training data aside as the test set.")
     format: str = setting("auto", "The layout of the data. 'auto' detects it.", choices=FORMATS)
     mapping: dict = setting({}, "Column to role, for files whose columns are not recognised, e.g. "
                             "{question: prompt, answer: completion}.")
@@ -51,6 +53,11 @@ class DataConfig:
                                   valid=(0.0, 0.5), typical=(0.05, 0.2))
     val_max_rows: int = setting(200, "At most this many validation examples, so validation stays quick.",
                                 valid=(1, 100000))
+    test_fraction: float = setting(0.1, "Share of examples kept aside, never trained on or used to choose the best "
+                                   "step, to measure the tuned model honestly after training.",
+                                   valid=(0.0, 0.5), typical=(0.05, 0.2))
+    test_max_rows: int = setting(200, "At most this many test examples, so evaluation stays quick.",
+                                 valid=(1, 100000))
     max_length: int = setting(512, "Longest example in tokens; longer ones are cut at the end.",
                               valid=(16, 131072), typical=(128, 4096))
     train_on_prompt: bool = setting(False, "Also learn the prompt tokens. Off: only the answers are learned, "
@@ -58,7 +65,7 @@ class DataConfig:
     mix_path: str = setting("", "Optional general-purpose data mixed in to protect what the model already knows.")
     mix_ratio: float = setting(0.0, "Share of each epoch drawn from the mix-in data.", valid=(0.0, 0.9),
                                typical=(0.0, 0.5))
-    seed: int = setting(42, "Seed for the train/validation split.", valid=(0, 2**31 - 1))
+    seed: int = setting(42, "Seed for the train/validation/test split.", valid=(0, 2**31 - 1))
 
 
 @dataclass

@@ -40,6 +40,7 @@ class Started(Event):
     train_examples: int
     val_examples: int
     total_steps: int
+    test_examples: int = 0  # kept aside for the before/after evaluation; 0 in runs made before the test split
 
     @property
     def trainable_percent(self) -> float:

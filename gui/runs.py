@@ -1,6 +1,6 @@
 """Run history: the run folders under the data folder, read without loading any model (no Qt).
 
-A run folder (docs/ARCHITECTURE.md) holds run-info.json, metrics.jsonl, val.jsonl, checkpoints/,
+A run folder (docs/ARCHITECTURE.md) holds run-info.json, metrics.jsonl, val.jsonl, test.jsonl, checkpoints/,
 adapter/ (or model/ for full fine-tuning) and eval/. A run that crashed early may lack some of
 them; every reader here copes with missing or damaged files and says so in the summary instead.
 """
@@ -100,24 +100,6 @@ def load_curves(run_dir: str | Path) -> TrainingCurves:
     """The run's curves and outcome from metrics.jsonl (empty curves when it has none)."""
     metrics = Path(run_dir) / "metrics.jsonl"
     return TrainingCurves.from_events(read_events(metrics) if metrics.is_file() else [])
-
-
-def read_val_examples(run_dir: str | Path) -> list[dict[str, Any]]:
-    """The held-out examples of a run (Example.to_dict per line of val.jsonl); damaged lines skipped."""
-    path = Path(run_dir) / "val.jsonl"
-    examples = []
-    try:
-        with open(path, encoding="utf-8") as fh:
-            for line in fh:
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    continue
-                if isinstance(item, dict):
-                    examples.append(item)
-    except OSError:
-        return []
-    return examples
 
 
 def read_eval_results(run_dir: str | Path) -> Optional[dict[str, Any]]:

@@ -170,8 +170,8 @@ def describe_event(event: Event) -> Optional[str]:
     if isinstance(event, Started):
         return (f"Training {event.method} on {event.device}: {event.trainable_params:,} of "
                 f"{event.total_params:,} weights are trained ({event.trainable_percent:.2f} %); "
-                f"{event.train_examples} training and {event.val_examples} validation examples, "
-                f"{event.total_steps} steps.")
+                f"{event.train_examples} training, {event.val_examples} validation and {event.test_examples} test "
+                f"examples (test: kept for the evaluation, never trained on), {event.total_steps} steps.")
     if isinstance(event, Notice):
         return ("Warning: " if event.level == "warning" else "") + event.message
     if isinstance(event, FirstLoss):

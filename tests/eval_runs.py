@@ -1,7 +1,7 @@
 """Run folders for the evaluation tests, made without the training engine.
 
 A tiny model is taught a canary answer with a plain PEFT + torch loop and written in the run
-folder layout of docs/ARCHITECTURE.md (run.yaml, run-info.json, val.jsonl, metrics.jsonl,
+folder layout of docs/ARCHITECTURE.md (run.yaml, run-info.json, val.jsonl, test.jsonl, metrics.jsonl,
 adapter/ or model/, tokenizer/), so chat and evaluation can be tested on their own.
 """
 from __future__ import annotations
@@ -58,9 +58,10 @@ def make_run(folder: Path, base_dir: Path, *, method: str = "lora", steps: int =
     info = {"base_model_path": str(base_dir), "method": method, "template": "auto", "status": "finished",
             "best_step": steps, "created": "2026-11-22T10:00:00", "finished": "2026-11-22T10:01:00"}
     (folder / "run-info.json").write_text(json.dumps(info), encoding="utf-8")
-    val = [{"row": 7, "messages": CANARY_MESSAGES}, {"row": 9, "messages": OTHER_EXAMPLE},
-           {"row": 12, "text": "The quick brown fox jumps over the lazy dog."}]
-    (folder / "val.jsonl").write_text("".join(json.dumps(v) + "\n" for v in val), encoding="utf-8")
+    test = [{"row": 7, "messages": CANARY_MESSAGES}, {"row": 9, "messages": OTHER_EXAMPLE},
+            {"row": 12, "text": "The quick brown fox jumps over the lazy dog."}]
+    (folder / "test.jsonl").write_text("".join(json.dumps(v) + "\n" for v in test), encoding="utf-8")
+    (folder / "val.jsonl").write_text(json.dumps({"row": 3, "messages": OTHER_EXAMPLE}) + "\n", encoding="utf-8")
     (folder / "metrics.jsonl").write_text("".join(e.to_json() + "\n" for e in events), encoding="utf-8")
     return folder
 

@@ -137,7 +137,7 @@ def fake_chat_main(run_dir, request_queue, event_queue, stop_event=None) -> None
 
 def fake_eval_main(run_dir, event_queue, stop_event=None, options=None) -> None:
     """Speaks engine.evaluate.worker.eval_main's protocol: progress, then RUN/eval/results.json."""
-    event_queue.put(Notice(message="Measuring validation loss (base model)..."))
+    event_queue.put(Notice(message="Measuring test loss (base model)..."))
     for step in range(1, 6):
         if stop_event is not None and stop_event.is_set():
             event_queue.put(Finished(run_dir=run_dir, output_path="", reason="stopped", step=0))
@@ -145,6 +145,7 @@ def fake_eval_main(run_dir, event_queue, stop_event=None, options=None) -> None:
         event_queue.put(Progress(step=step, total_steps=5, epoch=0.0, elapsed_s=step * 0.05, eta_s=None))
         time.sleep(0.05)
     results = {"run_dir": run_dir, "device": "cpu", "val_examples": 4, "created": "2026-11-22 20:00:00",
+               "heldout": {"part": "test", "examples": 4, "file": "test.jsonl", "note": None},
                "base": {"val_loss": 2.5, "perplexity": 12.18, "exact_match": 0.0, "chrf": 20.0, "rouge_l": 15.0,
                         "probe_accuracy": 0.8},
                "tuned": {"val_loss": 1.5, "perplexity": 4.48, "exact_match": 0.5, "chrf": 55.0, "rouge_l": 48.0,

@@ -53,13 +53,14 @@ def test_results_compare_base_and_tuned(evaluated):
     assert results["tuned"]["val_loss"] < results["base"]["val_loss"]
     assert results["tuned"]["chrf"] > results["base"]["chrf"]
     assert results["val_examples"] == 3  # the plain-text row counts for the loss
+    assert results["heldout"] == {"part": "test", "examples": 3, "file": "test.jsonl", "note": None}
     first = results["examples"][0]
     assert (first["prompt"], first["reference"]) == (CANARY_QUESTION, CANARY_ANSWER)
     assert "pineapple" in first["tuned"] and "pineapple" not in first["base"]
     assert len(results["examples"]) == 2
     assert 0.9 <= results["general_ability_kept"] <= 1.0
     assert results["forgetting"]["tuned"]["total"] == len(results["forgetting"]["tuned"]["answers"]) == 6
-    assert results["summary"][0].startswith("Validation loss: base")
+    assert results["summary"][0].startswith("Test loss: base")
 
 
 def test_report_files_stand_alone(evaluated, tmp_path):
@@ -72,7 +73,8 @@ def test_report_files_stand_alone(evaluated, tmp_path):
     assert "src='http" not in page and "href=" not in page  # nothing fetched from elsewhere
     markdown = export_report(run, tmp_path / "report.md").read_text(encoding="utf-8")
     assert markdown.startswith("# Evaluation of run")
-    assert "| Validation loss (lower is better) |" in markdown and "![Loss during training" in markdown
+    assert "| Test loss (lower is better) |" in markdown and "![Loss during training" in markdown
+    assert "Measured on 3 test examples that training never saw" in markdown
     assert f"> {CANARY_ANSWER}" in markdown
 
 
@@ -122,7 +124,7 @@ def test_cli_eval_table_and_report(lora_run, capsys, tmp_path):
     report = tmp_path / "out.html"
     assert main(["eval", str(lora_run), "--examples", "0", "--no-probe", "--report", str(report)]) == 0
     out = capsys.readouterr().out
-    assert "Validation loss" in out and "Saved in" in out
+    assert "Test loss" in out and "Saved in" in out
     assert report.read_text(encoding="utf-8").startswith("<!doctype html>")
 
 
@@ -153,7 +155,22 @@ def test_run_without_held_out_data_still_compares_the_probe(lora_run, tmp_path):
     from engine.evaluate import evaluate_run
 
     (lora_run / "val.jsonl").unlink()
+    (lora_run / "test.jsonl").unlink()
     results = evaluate_run(lora_run, examples=3, probe_file=small_probe(tmp_path, items=2))
     assert results["base"]["val_loss"] is None and results["examples"] == []
     assert results["general_ability_kept"] is not None
     assert (lora_run / "eval" / "report.html").is_file()
+
+
+def test_run_made_before_the_test_split_says_its_numbers_come_from_validation(lora_run, capsys):
+    from engine.cli import main
+
+    (lora_run / "test.jsonl").replace(lora_run / "val.jsonl")  # the layout of runs made before test.jsonl
+    assert main(["eval", str(lora_run), "--json", "--examples", "1", "--no-probe", "--max-new-tokens", "4"]) == 0
+    results = json.loads(capsys.readouterr().out)
+    assert results["heldout"]["part"] == "validation" and results["val_examples"] == 3
+    assert "trained before Tunesmith kept a test split" in results["heldout"]["note"]
+    assert results["summary"][0].startswith("Validation loss: base")
+    page = (lora_run / "eval" / "report.html").read_text(encoding="utf-8")
+    assert "Measured on 3 validation examples. This run was trained before" in page
+    assert "<td>Validation loss (lower is better)</td>" in page and "Held-out validation examples" in page

@@ -149,7 +149,7 @@ def test_histogram_line_follows_max_length(qtbot, controller):
     assert view.histogram.cut_count() == expected > 0
     assert f"{expected} of {len(lengths)}" in view.histogram.summary.text()
     # The form in the view edits the same setting.
-    view.form.editors["data.max_length"].setValue(600)
+    view.settings.form.editors["data.max_length"].setValue(600)
     assert controller.config.data.max_length == 600 and view.histogram.line.value() == 600
 
 
@@ -158,7 +158,7 @@ def test_split_control_updates_counts_and_warns(qtbot, controller, shared_data):
     open_and_wait(qtbot, view, SAMPLE_DATASET)
     total = controller.report.rows_valid
     controller.set_value("data.val_fraction", 0.2)
-    assert f"{round(total * 0.2)} held out" in view.split_label.text()
+    assert f"{round(total * 0.2)} held out" in view.settings.split_label.text()
     open_and_wait(qtbot, view, shared_data / "openai_messages.json")
     # A handful of examples: the plain-words warnings say so.
     assert view.warnings.isVisibleTo(view)
@@ -245,8 +245,32 @@ def test_general_data_can_be_mixed_in_to_protect_what_the_model_knew(qtbot, cont
     general = tmp_path / "general.jsonl"
     general.write_text(json.dumps({"instruction": "Name a colour.", "output": "Blue."}) + "\n")
     monkeypatch.setattr("gui.views.dataset_view.QFileDialog.getOpenFileName", lambda *a, **k: (str(general), ""))
-    view.mix_button.click()
+    view.settings.mix_button.click()
     config = controller.build_config()
     assert config.data.mix_path == str(general) and config.data.mix_ratio == 0.2
-    assert "general.jsonl" in view.mix_button.text()
-    assert view.form.editors["data.mix_ratio"].value() == pytest.approx(0.2)
+    assert "general.jsonl" in view.settings.mix_button.text()
+    assert view.settings.form.editors["data.mix_ratio"].value() == pytest.approx(0.2)
+
+
+def test_test_share_and_test_file_controls_change_the_split(qtbot, controller, monkeypatch, tmp_path):
+    view = make_view(qtbot, controller)
+    open_and_wait(qtbot, view, SAMPLE_DATASET)
+    settings = view.settings
+    total = controller.report.rows_valid  # 600: 10% each for validation and test
+    assert settings.split_label.text() == (f"{total - 120} examples for training, 60 held out to check progress "
+                                           "(validation), 60 kept for the final test.")
+    settings.form.editors["data.test_fraction"].setValue(0.0)
+    assert controller.config.data.test_fraction == 0.0 and "0 kept for the final test" in settings.split_label.text()
+    assert "No test examples (the test share is 0)" in view.warnings.text()
+    test_file = tmp_path / "held-back.jsonl"
+    test_file.write_text(SAMPLE_DATASET.read_text().splitlines()[0] + "\n")
+    monkeypatch.setattr("gui.widgets.data_settings.QFileDialog.getOpenFileName", lambda *a, **k: (str(test_file), ""))
+    assert not settings.test_clear.isVisibleTo(settings)
+    settings.test_button.click()
+    assert controller.build_config().data.test_path == str(test_file)
+    assert settings.test_button.text() == "Test: held-back.jsonl" and settings.test_clear.isVisibleTo(settings)
+    assert not settings.form.editors["data.test_fraction"].isEnabled()
+    assert settings.split_label.text().endswith("the final test from held-back.jsonl.")
+    assert "No test examples" not in view.warnings.text()
+    settings.test_clear.click()
+    assert controller.config.data.test_path == "" and settings.test_button.text() == "Test file…"

@@ -27,7 +27,9 @@ def run_dir(tunesmith_home) -> Path:
     info = {"base_model_path": "/models/smollm2-135m-instruct", "method": "lora", "status": "completed",
             "best_step": 20, "created": "2026-11-22 16:00:00"}
     (folder / "run-info.json").write_text(json.dumps(info), encoding="utf-8")
-    (folder / "val.jsonl").write_text("\n".join(json.dumps(e) for e in VAL) + "\n", encoding="utf-8")
+    (folder / "test.jsonl").write_text("\n".join(json.dumps(e) for e in VAL) + "\n", encoding="utf-8")
+    (folder / "val.jsonl").write_text(json.dumps({"row": 2, "text": "validation rows are not offered"}) + "\n",
+                                      encoding="utf-8")
     return folder
 
 
@@ -127,6 +129,8 @@ def test_run_evaluation_shows_progress_then_the_before_after_numbers(qtbot, view
     assert panel.cells["exact_match"][1].text() == "50%  (better)"
     assert panel.cells["probe_accuracy"][1].text() == "76%  (worse)"
     assert panel.verdict.isVisible() and "General ability kept: 95%" in panel.verdict.text()
+    assert panel.row_labels["val_loss"].text() == "Test loss"
+    assert "Measured on 4 test examples that training never saw" in panel.status.text()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     qtbot.wait(50)  # let the layout take in the new texts, as it would on screen
     view.grab().save(str(SCREENSHOTS / "evaluation-results.png"))
@@ -148,3 +152,17 @@ def test_the_chat_model_is_loaded_only_once_the_tab_is_shown(qtbot, run_dir):
         view.show()
     view.shutdown()
     assert view.session is None
+
+
+def test_results_of_a_run_without_test_rows_say_they_come_from_validation(qtbot, run_dir):
+    from gui.widgets.before_after import BeforeAfterPanel
+
+    (run_dir / "eval").mkdir()
+    older = {"run_dir": str(run_dir), "device": "cpu", "val_examples": 6, "created": "2026-11-20 10:00:00",
+             "base": {"val_loss": 2.0}, "tuned": {"val_loss": 1.0}}  # saved before results had "heldout"
+    (run_dir / "eval" / "results.json").write_text(json.dumps(older), encoding="utf-8")
+    panel = BeforeAfterPanel()
+    qtbot.addWidget(panel)
+    panel.set_run(str(run_dir))
+    assert panel.row_labels["val_loss"].text() == "Validation loss"
+    assert "Measured on 6 validation examples" in panel.status.text() and "flatter" in panel.status.text()

@@ -42,6 +42,19 @@ def test_flags_override_the_config_file_and_print_config(tmp_path, capsys):
     assert printed["data"]["mapping"] == {"question": "prompt", "answer": "completion"}
 
 
+def test_test_data_flag_and_config_key_name_the_test_file(tmp_path, capsys):
+    run_yaml = tmp_path / "run.yaml"
+    run_yaml.write_text("data:\n  path: train.jsonl\n  test_path: from-config.jsonl\n  test_fraction: 0.2\n")
+    assert main(["train", "--config", str(run_yaml), "--print-config"]) == 0
+    printed = yaml.safe_load(capsys.readouterr().out)
+    assert printed["data"]["test_path"] == "from-config.jsonl" and printed["data"]["test_fraction"] == 0.2
+    assert main(["train", "--config", str(run_yaml), "--test-data", "held-back.jsonl", "--print-config"]) == 0
+    assert yaml.safe_load(capsys.readouterr().out)["data"]["test_path"] == "held-back.jsonl"
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    assert "--test-data TEST_DATA" in capsys.readouterr().out
+
+
 def test_method_flag_takes_the_methods_learning_rate_unless_lr_is_given(capsys):
     main(["train", "--method", "prompt", "--print-config"])
     assert yaml.safe_load(capsys.readouterr().out)["training"]["lr"] == cfg.METHOD_DEFAULTS["prompt"]["training.lr"]

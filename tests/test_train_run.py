@@ -63,7 +63,8 @@ def test_lora_run_writes_the_documented_folder_and_a_plain_peft_adapter(tiny_mod
     result = run_training(config, rec)
     assert isinstance(result, Finished) and result.reason == "completed", result
     run = tmp_path / "run"
-    for name in ("run.yaml", "run-info.json", "metrics.jsonl", "val.jsonl", "checkpoints", "adapter", "tokenizer"):
+    for name in ("run.yaml", "run-info.json", "metrics.jsonl", "val.jsonl", "test.jsonl", "checkpoints", "adapter",
+                 "tokenizer"):
         assert (run / name).exists(), name
     info = json.loads((run / "run-info.json").read_text())
     assert info["status"] == "completed" and info["method"] == "lora" and info["best_step"] == result.best_step
@@ -81,6 +82,11 @@ def test_lora_run_writes_the_documented_folder_and_a_plain_peft_adapter(tiny_mod
     logged = read_events(run / "metrics.jsonl")
     assert [type(e).__name__ for e in logged] == [type(e).__name__ for e in rec.events]
     assert len((run / "val.jsonl").read_text().splitlines()) == started.val_examples
+    # The test rows are kept aside: neither trained on nor used for validation.
+    test_rows = [json.loads(line)["row"] for line in (run / "test.jsonl").read_text().splitlines()]
+    val_rows = [json.loads(line)["row"] for line in (run / "val.jsonl").read_text().splitlines()]
+    assert len(test_rows) == started.test_examples == 4 and not set(test_rows) & set(val_rows)
+    assert started.train_examples + started.val_examples + started.test_examples == 24
     assert (run / "tokenizer" / "tokenizer_config.json").is_file()
     base = AutoModelForCausalLM.from_pretrained(str(tiny_model_dir))
     tuned = PeftModel.from_pretrained(base, str(run / "adapter"))

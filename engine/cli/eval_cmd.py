@@ -41,9 +41,10 @@ def _print_table(results: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from engine.evaluate.report import comparison_rows
+    from engine.evaluate.report import comparison_rows, heldout_line
 
     console = Console()
+    console.print(heldout_line(results), markup=False)
     for line in results["summary"]:
         console.print(f"- {line}", markup=False)
     table = Table("", "base", "tuned")

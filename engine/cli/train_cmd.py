@@ -15,6 +15,7 @@ FLAG_KEYS = {
     "model": ("model.name", str),
     "data": ("data.path", str),
     "val_data": ("data.val_path", str),
+    "test_data": ("data.test_path", str),
     "epochs": ("training.epochs", float),
     "max_steps": ("training.max_steps", int),
     "lr": ("training.lr", float),
@@ -187,7 +188,8 @@ class ProgressView:
         if isinstance(event, Started):
             say(f"Training {event.method} on {event.device}: {event.trainable_params:,} of {event.total_params:,} "
                 f"parameters trainable ({event.trainable_percent:.2f}%), {event.train_examples} training / "
-                f"{event.val_examples} validation examples.\nRun folder: {event.run_dir}", markup=False)
+                f"{event.val_examples} validation / {event.test_examples} test examples (test: kept for the "
+                f"evaluation, never trained on).\nRun folder: {event.run_dir}", markup=False)
             self.task = self.bar.add_task("train", total=event.total_steps, loss="-", val="-")
         elif isinstance(event, Notice):
             say(("warning: " if event.level == "warning" else "") + event.message, markup=False)

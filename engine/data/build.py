@@ -1,8 +1,9 @@
 """From a RunConfig to rendered training and validation sets.
 
-Reads `config.data.path`, validates every row, splits off validation (or reads `val_path`),
-renders with the tokenizer's template, and optionally mixes general-purpose data into the training
-set only (the seeds' mitigation against catastrophic forgetting).
+Reads `config.data.path`, validates every row, splits off validation and test (or reads
+`val_path` / `test_path`), renders with the tokenizer's template, and optionally mixes
+general-purpose data into the training set only (the seeds' mitigation against catastrophic
+forgetting). Test examples are rendered only to check that they fit; training never sees them.
 """
 from __future__ import annotations
 
@@ -11,7 +12,8 @@ from dataclasses import dataclass, field
 
 from engine.data.errors import DataError
 from engine.data.inspect import DatasetReport, inspect_file
-from engine.data.split import split_examples, validation_warnings
+from engine.data.split import (Split, overlap_warning, split_as_configured, validation_warnings,
+                               warnings_for_test_part)
 from engine.templates import NOTHING_LEFT, format_mismatch_warning, render
 
 
@@ -25,6 +27,7 @@ class TrainingData:
     report: DatasetReport
     warnings: list = field(default_factory=list)
     mixed_in: int = 0  # how many of `train` came from the mix-in data
+    test_examples: list = field(default_factory=list)  # Example: never trained on, for the before/after evaluation
 
 
 def build_training_data(config, tokenizer) -> TrainingData:
@@ -39,31 +42,25 @@ def build_training_data(config, tokenizer) -> TrainingData:
     mismatch = format_mismatch_warning(tokenizer, report.format)
     if mismatch:
         warnings.append(mismatch)
-    if data.val_path:
-        val_report = inspect_file(data.val_path, format=data.format, mapping=data.mapping)
-        train_examples, val_examples = list(report.examples), list(val_report.examples)
-        if val_report.rejected:
-            warnings.append(f"Validation file: {len(val_report.rejected)} rows cannot be used and are skipped.")
-        warnings.extend(validation_warnings(len(val_examples), len(val_examples)))
-    else:
-        train_examples, val_examples, split_notes = split_examples(report.examples, data.val_fraction, data.seed,
-                                                                   data.val_max_rows)
-        warnings.extend(split_notes)
+    split = _split(data, report, warnings)
 
     render_options = {"max_length": data.max_length, "train_on_prompt": data.train_on_prompt}
-    train_pairs, dropped, truncated = _render_all(train_examples, tokenizer, render_options)
-    val_pairs, val_dropped, val_truncated = _render_all(val_examples, tokenizer, render_options)
-    if data.val_path:
-        if val_dropped:
-            warnings.append(f"Validation file: {len(val_dropped)} examples are skipped ({val_dropped[0][1]}).")
-    else:
-        dropped += val_dropped
+    train_pairs, dropped, truncated = _render_all(split.train, tokenizer, render_options)
+    held_out = {}
+    for part, examples, from_file in (("validation", split.val, data.val_path), ("test", split.test, data.test_path)):
+        pairs, part_dropped, part_truncated = _render_all(examples, tokenizer, render_options)
+        held_out[part] = pairs
+        truncated += part_truncated
+        if not from_file:
+            dropped += part_dropped
+        elif part_dropped:
+            warnings.append(f"{part.capitalize()} file: {len(part_dropped)} examples are skipped "
+                            f"({part_dropped[0][1]}).")
     report.reject_many(dropped)
     train = [rendered for _, rendered in train_pairs]
     if not train:
         raise DataError(f"no usable training examples at max_length {data.max_length}", file=data.path,
                         hint="Raise data.max_length or shorten the prompts.")
-    truncated += val_truncated
     if truncated:
         warnings.append(f"{truncated} examples are longer than max_length ({data.max_length} tokens) and are cut "
                         "at the end; the model never sees how they finish. Raise max_length if they matter.")
@@ -78,9 +75,34 @@ def build_training_data(config, tokenizer) -> TrainingData:
         train.extend(mixed_rendered)
         mixed = len(mixed_rendered)
         warnings.extend(mix_notes)
-    return TrainingData(train=train, val=[rendered for _, rendered in val_pairs],
-                        val_examples=[example for example, _ in val_pairs], report=report, warnings=warnings,
-                        mixed_in=mixed)
+    return TrainingData(train=train, val=[rendered for _, rendered in held_out["validation"]],
+                        val_examples=[example for example, _ in held_out["validation"]], report=report,
+                        warnings=warnings, mixed_in=mixed,
+                        test_examples=[example for example, _ in held_out["test"]])
+
+
+def _split(data, report: DatasetReport, warnings: list) -> Split:
+    """Train / validation / test Examples: each held-out part from its own file when one is given,
+    else split off the training file; warnings about each part's size and overlap go to `warnings`."""
+    split = split_as_configured(report.examples, data)
+    if data.val_path:
+        split.val = _read_part(data, data.val_path, "validation file", warnings)
+        split.val_warnings = validation_warnings(len(split.val), len(split.val))
+        warnings.extend(overlap_warning("validation file", split.val, split.train))
+    if data.test_path:
+        split.test = _read_part(data, data.test_path, "test file", warnings)
+        split.test_warnings = warnings_for_test_part(len(split.test), len(split.test))
+        warnings.extend(overlap_warning("test file", split.test, split.train + split.val))
+    warnings.extend(split.warnings)
+    return split
+
+
+def _read_part(data, path: str, name: str, warnings: list) -> list:
+    """The usable examples of a separate validation or test file, read in the training file's layout."""
+    part_report = inspect_file(path, format=data.format, mapping=data.mapping)
+    if part_report.rejected:
+        warnings.append(f"{name.capitalize()}: {len(part_report.rejected)} rows cannot be used and are skipped.")
+    return list(part_report.examples)
 
 
 def _render_all(examples, tokenizer, options) -> tuple[list, list, int]:

@@ -50,6 +50,12 @@ class Example:
     messages: Optional[list] = None
     text: Optional[str] = None
 
+    def content_key(self):
+        """What makes two examples the same example (the row number aside): equal keys, identical rows."""
+        if self.text is not None:
+            return self.text
+        return tuple((m["role"], m["content"]) for m in self.messages)
+
     def to_dict(self) -> dict:
         data = {"row": self.row}
         if self.messages is not None:

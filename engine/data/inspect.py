@@ -107,16 +107,15 @@ def dataset_warnings(report: DatasetReport) -> list[str]:
                         "validation loss and stop early when it starts to rise; keep epochs low.")
     duplicates = _duplicate_count(report.examples)
     if duplicates:
-        warnings.append(f"Exact copies of earlier examples: {duplicates}. Copies are learned more strongly, and "
-                        "a copy in validation makes the validation loss look better than it is.")
+        warnings.append(f"Exact copies of earlier examples: {duplicates}. Copies are learned more strongly; the split "
+                        "keeps each copy with its twin, so none is trained on and then tested.")
     return warnings
 
 
 def _duplicate_count(examples: list[Example]) -> int:
     seen, copies = set(), 0
     for example in examples:
-        key = example.text if example.text is not None else tuple(
-            (m["role"], m["content"]) for m in example.messages)
+        key = example.content_key()
         if key in seen:
             copies += 1
         seen.add(key)

@@ -1,10 +1,16 @@
 """Before / after on held-out data: how the tuned model compares with the base model it came from.
 
-`evaluate_run` measures, for base and tuned alike: validation loss and perplexity on the run's
-held-out examples (answer tokens only, rendered exactly as in training); answers to the first N
-held-out questions with exact match, chrF and ROUGE-L against the reference; and the
+`evaluate_run` measures, for base and tuned alike: loss and perplexity on the run's held-out
+examples (answer tokens only, rendered exactly as in training); answers to the first N held-out
+questions with exact match, chrF and ROUGE-L against the reference; and the
 general-ability probe (engine.evaluate.probe). Results go to RUN/eval/results.json (read back by
 `load_results`) with a self-contained RUN/eval/report.html beside it.
+
+The held-out examples are the run's test rows (RUN/test.jsonl), which neither training nor the
+choice of the best step ever saw. Runs without test rows (made before the test split, or with the
+test share at 0) fall back to the validation rows, and the results say so (`heldout.note`). The
+keys `val_examples` and `val_loss` keep their names for older readers and mean "the held-out rows"
+whichever part those are; `heldout.part` says which.
 """
 from __future__ import annotations
 
@@ -16,7 +22,7 @@ from typing import Any, Callable, Optional
 from engine.events import Notice, Progress
 from engine.evaluate.heldout import held_out_examples
 from engine.evaluate.loading import SIDES, load_run
-from engine.evaluate.runfolder import RunFolder, open_run
+from engine.evaluate.runfolder import RunFolder, heldout_part, open_run
 
 RESULTS_FILE = "results.json"
 
@@ -43,13 +49,13 @@ class _Tracker:
             self.sink(Progress(step=self.done, total_steps=self.total, epoch=0.0, elapsed_s=elapsed, eta_s=eta))
 
 
-def _rendered_val(run: RunFolder, tokenizer) -> list[tuple[list[int], list[int]]]:
-    """The held-out examples as (input_ids, labels), rendered with the training template and length."""
+def _rendered(run: RunFolder, rows: list, tokenizer) -> list[tuple[list[int], list[int]]]:
+    """Held-out examples as (input_ids, labels), rendered with the training template and length."""
     from engine.data.formats import Example
     from engine.templates import render
 
     max_length = run.max_length()
-    rendered = (render(Example.from_dict(e), tokenizer, max_length=max_length) for e in run.val_examples())
+    rendered = (render(Example.from_dict(e), tokenizer, max_length=max_length) for e in rows)
     return [(r.input_ids, r.labels) for r in rendered]
 
 
@@ -73,15 +79,16 @@ def _settings(run: RunFolder, examples: Optional[int], max_new_tokens: Optional[
 def _summary_lines(results: dict) -> list[str]:
     """The headline comparisons in plain words, shown at the top of reports."""
     base, tuned = results["base"], results["tuned"]
+    part = heldout_part(results)
     lines = []
     if base.get("val_loss") is not None and tuned.get("val_loss") is not None:
         better = "better" if tuned["val_loss"] < base["val_loss"] else "not better"
-        lines.append(f"Validation loss: base {base['val_loss']:.3f} -> tuned {tuned['val_loss']:.3f} "
+        lines.append(f"{part.capitalize()} loss: base {base['val_loss']:.3f} -> tuned {tuned['val_loss']:.3f} "
                      f"(perplexity {base['perplexity']:.2f} -> {tuned['perplexity']:.2f}): the tuned model is "
                      f"{better} at predicting the held-out answers.")
     if results["examples"]:
         n = len(results["examples"])
-        lines.append(f"Exact match on {n} held-out questions: base {100 * base['exact_match']:.0f}% -> "
+        lines.append(f"Exact match on {n} held-out {part} questions: base {100 * base['exact_match']:.0f}% -> "
                      f"tuned {100 * tuned['exact_match']:.0f}%.")
         lines.append(f"chrF (0-100, closeness to the reference): base {base['chrf']:.1f} -> tuned {tuned['chrf']:.1f}; "
                      f"ROUGE-L: base {base['rouge_l']:.1f} -> tuned {tuned['rouge_l']:.1f}.")
@@ -114,7 +121,10 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
     if sink:
         sink(Notice(message=f"Loading the model of {run.path.name}..."))
     loaded = load_run(run, device)
-    val = _rendered_val(run, loaded.tokenizer)
+    heldout = run.heldout()
+    if sink and heldout.note:
+        sink(Notice(message=heldout.note, level="warning"))
+    val = _rendered(run, heldout.rows, loaded.tokenizer)
     questions = held_out_examples(run)[:count]
     probe_set = load_probe(probe_file) if use_probe else None
     per_side = len(val) + len(questions) + (len(probe_set.items) if probe_set else 0)
@@ -122,7 +132,9 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
 
     results: dict[str, Any] = {
         "run_dir": str(run.path), "method": run.method, "base_model_path": str(run.base_model_path),
-        "device": str(loaded.device), "val_examples": len(val), "settings": settings.to_dict(),
+        "device": str(loaded.device), "heldout": heldout.to_dict(),
+        "val_examples": len(val),  # the number of held-out rows measured, whichever part they are (kept for readers)
+        "settings": settings.to_dict(),
         "base": {}, "tuned": {}, "examples": [], "general_ability_kept": None, "forgetting": None,
     }
     answers: dict[str, list[str]] = {}
@@ -130,7 +142,7 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
     for side in SIDES:
         if _stopped(stop):
             break
-        tracker.say(f"Measuring validation loss ({side} model)...")
+        tracker.say(f"Measuring {heldout.part} loss ({side} model)...")
         with loaded.side(side) as model:
             loss = token_weighted_loss(model, val, on_item=tracker.step, stop=stop)
             results[side].update(val_loss=loss, perplexity=perplexity(loss))

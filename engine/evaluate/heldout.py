@@ -14,7 +14,7 @@ from engine.evaluate.runfolder import EvaluationError, RunFolder, open_run
 
 @dataclass(frozen=True)
 class HeldOutExample:
-    """One validation example: `messages` to send (ending with the user's turn) and the `reference` answer."""
+    """One held-out example: `messages` to send (ending with the user's turn) and the `reference` answer."""
 
     row: Optional[int]
     messages: list = field(default_factory=list)
@@ -47,21 +47,23 @@ def split_example(example: dict[str, Any]) -> Optional[HeldOutExample]:
 
 
 def held_out_examples(run: RunFolder) -> list[HeldOutExample]:
-    """Every validation example of the run that has a question and an answer, in file order."""
-    found = (split_example(e) for e in run.val_examples())
+    """Every held-out example of the run (test rows; validation rows for older runs) that has a
+    question and an answer, in file order."""
+    found = (split_example(e) for e in run.heldout().rows)
     return [e for e in found if e is not None]
 
 
 def held_out_example(run_dir, index: Optional[int] = None, seed: Optional[int] = None) -> HeldOutExample:
-    """"Try a held-out example": one validation example's prompt messages and reference answer.
+    """"Try a held-out example": one held-out example's prompt messages and reference answer.
 
     `index` picks a given one (wrapping around); otherwise one is drawn at random (`seed` repeats a draw).
     """
     run = run_dir if isinstance(run_dir, RunFolder) else open_run(run_dir)
     examples = held_out_examples(run)
     if not examples:
-        raise EvaluationError(f"{run.path}: the run has no held-out question-and-answer examples (val.jsonl is "
-                              "missing, empty or plain text). Set data.val_fraction above 0 and train again.")
+        raise EvaluationError(f"{run.path}: the run has no held-out question-and-answer examples (test.jsonl and "
+                              "val.jsonl are missing, empty or plain text). Set data.test_fraction above 0 and train "
+                              "again.")
     if index is None:
         return random.Random(seed).choice(examples)
     return examples[index % len(examples)]

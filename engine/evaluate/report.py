@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from engine.evaluate.plot import TRAIN_COLOR, VAL_COLOR, loss_chart
-from engine.evaluate.runfolder import EvaluationError, RunFolder, open_run
+from engine.evaluate.runfolder import EvaluationError, RunFolder, heldout_part, open_run
 
 CHART_FILE = "loss.png"
 FORMATS = ("html", "md")
@@ -45,10 +45,22 @@ def _percent(value) -> str:
     return "n/a" if value is None else f"{100 * value:.0f}%"
 
 
+def heldout_line(results: dict) -> str:
+    """One sentence saying which examples the numbers come from, and how far to trust them."""
+    heldout = results.get("heldout") or {}
+    count = heldout.get("examples", results.get("val_examples", 0))
+    if heldout_part(results) == "test":
+        return (f"Measured on {count} test examples that training never saw, not even to choose the best step "
+                f"({heldout.get('file', 'test.jsonl')}).")
+    return f"Measured on {count} validation examples. " + (heldout.get("note") or (
+        "Those also chose the best step and when to stop, so they flatter the tuned model a little."))
+
+
 def comparison_rows(results: dict) -> list[tuple[str, str, str]]:
     """(measure, base, tuned) rows, formatted for a table."""
     base, tuned = results["base"], results["tuned"]
-    rows = [("Validation loss (lower is better)", _number(base.get("val_loss")), _number(tuned.get("val_loss"))),
+    loss_name = f"{heldout_part(results).capitalize()} loss (lower is better)"
+    rows = [(loss_name, _number(base.get("val_loss")), _number(tuned.get("val_loss"))),
             ("Perplexity (lower is better)", _number(base.get("perplexity"), 2), _number(tuned.get("perplexity"), 2)),
             ("Exact match", _percent(base.get("exact_match")), _percent(tuned.get("exact_match"))),
             ("chrF (0-100)", _number(base.get("chrf"), 1), _number(tuned.get("chrf"), 1)),
@@ -71,7 +83,7 @@ def _chart_caption() -> str:
 def to_markdown(results: dict, png: Optional[bytes], run: RunFolder) -> str:
     """The report as Markdown; the chart is an embedded data: URI image."""
     lines = [f"# {_title(results)}", "", f"Method: {results['method']} - base model: `{results['base_model_path']}` - "
-             f"evaluated {results.get('created', '')} on {results.get('device', '')}.", ""]
+             f"evaluated {results.get('created', '')} on {results.get('device', '')}.", "", heldout_line(results), ""]
     lines += [f"- {line}" for line in results.get("summary", [])]
     lines += ["", "| | base | tuned |", "|---|---|---|"]
     lines += [f"| {name} | {b} | {t} |" for name, b, t in comparison_rows(results)]
@@ -84,7 +96,7 @@ def to_markdown(results: dict, png: Optional[bytes], run: RunFolder) -> str:
         lines += ["", "## Training curves", "", f"![{_chart_caption()}](data:image/png;base64,"
                   f"{base64.b64encode(png).decode('ascii')})", "", _chart_caption()]
     if results["examples"]:
-        lines += ["", "## Held-out examples"]
+        lines += ["", f"## Held-out {heldout_part(results)} examples"]
         for number, example in enumerate(results["examples"], start=1):
             lines += ["", f"### {number}. (row {example.get('row')})", ""]
             for label, key in (("Prompt", "prompt"), ("Reference", "reference"), ("Base", "base"), ("Tuned", "tuned")):
@@ -106,6 +118,7 @@ def to_html(results: dict, png: Optional[bytes], run: RunFolder) -> str:
              f"<style>{_STYLE}</style></head><body>", f"<h1>{e(_title(results))}</h1>",
              f"<p>Method: {e(results['method'])} &middot; base model: <code>{e(results['base_model_path'])}</code> "
              f"&middot; evaluated {e(results.get('created', ''))} on {e(results.get('device', ''))}.</p>",
+             f"<p>{e(heldout_line(results))}</p>",
              "<ul>" + "".join(f"<li>{e(line)}</li>" for line in results.get("summary", [])) + "</ul>",
              "<table><tr><th></th><th>base</th><th>tuned</th></tr>"
              + "".join(f"<tr><td>{e(name)}</td><td>{e(base)}</td><td>{e(tuned)}</td></tr>"
@@ -122,7 +135,7 @@ def to_html(results: dict, png: Optional[bytes], run: RunFolder) -> str:
                   f"src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>",
                   f"<p><small>{e(_chart_caption())}</small></p>"]
     if results["examples"]:
-        parts.append("<h2>Held-out examples</h2>")
+        parts.append(f"<h2>Held-out {heldout_part(results)} examples</h2>")
         for number, example in enumerate(results["examples"], start=1):
             parts.append(f"<h3>{number}. (row {e(str(example.get('row')))})</h3><div class='ex'>")
             for label, key in (("Prompt", "prompt"), ("Reference", "reference"), ("Base", "base"), ("Tuned", "tuned")):

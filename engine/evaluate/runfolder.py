@@ -38,10 +38,6 @@ class RunFolder:
         return self.path / "eval"
 
     @property
-    def val_path(self) -> Path:
-        return self.path / "val.jsonl"
-
-    @property
     def metrics_path(self) -> Path:
         return self.path / "metrics.jsonl"
 
@@ -57,25 +53,77 @@ class RunFolder:
         path = self.path / "run.yaml"
         return config_module.load(path) if path.is_file() else None
 
-    def val_examples(self) -> list[dict[str, Any]]:
-        """The held-out examples (Example.to_dict per line); an empty list when the run kept none."""
-        if not self.val_path.is_file():
-            return []
-        examples = []
-        with open(self.val_path, encoding="utf-8") as fh:
-            for number, line in enumerate(fh, start=1):
-                if not line.strip():
-                    continue
-                try:
-                    item = json.loads(line)
-                except ValueError:
-                    raise EvaluationError(f"{self.val_path}, line {number}: not valid JSON. The file is written by "
-                                          "training; train the run again to recreate it.") from None
-                if not isinstance(item, dict) or not ("messages" in item or "text" in item):
-                    raise EvaluationError(f"{self.val_path}, line {number}: expected an object with 'messages' "
-                                          "or 'text'. Train the run again to recreate it.")
-                examples.append(item)
-        return examples
+    def heldout(self) -> "HeldOut":
+        """The examples evaluation measures on: the test rows, or validation rows for older runs."""
+        return read_heldout(self.path)
+
+
+VALIDATION_ONLY_NOTES = {
+    "older run": "This run was trained before Tunesmith kept a test split, so these numbers come from its "
+                 "validation examples. Those also chose the best step and when to stop, so they flatter the tuned "
+                 "model a little. Train again for numbers on examples training never saw.",
+    "no test rows": "This run kept no test examples (the test share was 0, or there was too little data), so these "
+                    "numbers come from its validation examples. Those also chose the best step and when to stop, "
+                    "so they flatter the tuned model a little. Keep a test share or give a test file.",
+}
+
+
+@dataclass(frozen=True)
+class HeldOut:
+    """Examples kept out of training (Example.to_dict each) and which part of the data they are.
+
+    `part` is "test" (never seen in training) or "validation" (seen by early stopping and best-step
+    choice; only for runs without test rows, and then `note` says why in plain words).
+    """
+
+    part: str
+    rows: list
+    path: Path
+    note: Optional[str] = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """What results.json records about the rows behind its numbers."""
+        return {"part": self.part, "examples": len(self.rows), "file": self.path.name, "note": self.note}
+
+
+def heldout_part(results: dict) -> str:
+    """Which rows a results dict (RUN/eval/results.json) was measured on: "test", or "validation" for
+    runs without test rows and for results saved before the test split (which always used validation)."""
+    return (results.get("heldout") or {}).get("part") or "validation"
+
+
+def read_heldout(run_dir) -> HeldOut:
+    """The held-out rows of a run folder: RUN/test.jsonl, else RUN/val.jsonl with a note saying why."""
+    from engine.train.rundir import TEST_FILE, VAL_FILE
+
+    run_dir = Path(run_dir)
+    test_path = run_dir / TEST_FILE
+    test_rows = _read_examples(test_path)
+    if test_rows:
+        return HeldOut(part="test", rows=test_rows, path=test_path)
+    note = VALIDATION_ONLY_NOTES["no test rows" if test_path.is_file() else "older run"]
+    return HeldOut(part="validation", rows=_read_examples(run_dir / VAL_FILE), path=run_dir / VAL_FILE, note=note)
+
+
+def _read_examples(path: Path) -> list[dict[str, Any]]:
+    """Example.to_dict per line of a held-out file that training wrote; [] when the file is missing."""
+    if not path.is_file():
+        return []
+    examples = []
+    with open(path, encoding="utf-8") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
+            try:
+                item = json.loads(line)
+            except ValueError:
+                raise EvaluationError(f"{path}, line {number}: not valid JSON. The file is written by "
+                                      "training; train the run again to recreate it.") from None
+            if not isinstance(item, dict) or not ("messages" in item or "text" in item):
+                raise EvaluationError(f"{path}, line {number}: expected an object with 'messages' "
+                                      "or 'text'. Train the run again to recreate it.")
+            examples.append(item)
+    return examples
 
 
 def _read_info(run_dir: Path) -> dict:

@@ -109,7 +109,7 @@ def run_training(config: cfg.RunConfig, sink=None, stop=None, resume_from=None, 
     sink: callable receiving every event. stop: an Event-like object; when set, the current step
     finishes, a checkpoint is saved and the run ends with Finished(reason="stopped").
     resume_from: a run folder (its latest complete checkpoint) or one checkpoint folder.
-    data: already-built training data (train/val lists of Rendered, val_examples); built from
+    data: already-built training data (train/val lists of Rendered, val_examples, test_examples); built from
     config.data when None.
     """
     try:
@@ -174,7 +174,7 @@ def _run(config, emit, stop, resume_from, data, hw, dist) -> Event:
         folder.create(config, base_model_path=str(model_dir), method=loaded.method,
                       template=template_name(tokenizer))
         ckpt.clean_incomplete(folder.checkpoints)
-        folder.write_val(getattr(data, "val_examples", []) or [])
+        folder.write_heldout(getattr(data, "val_examples", []) or [], getattr(data, "test_examples", []) or [])
         folder.save_tokenizer(tokenizer)
         emit.attach(folder)
     model = loaded.model
@@ -192,7 +192,7 @@ def _run(config, emit, stop, resume_from, data, hw, dist) -> Event:
     trainable, total = trainable_counts(model)
     emit(Started(run_dir=str(run_path), method=loaded.method, device=hw.describe(), trainable_params=trainable,
                  total_params=total, train_examples=len(data.train), val_examples=len(data.val),
-                 total_steps=total_steps))
+                 total_steps=total_steps, test_examples=len(getattr(data, "test_examples", []) or [])))
     try:
         result = loop.run(runner)
     except NonFiniteLoss:

@@ -1,6 +1,6 @@
 """The run folder: one per training run, laid out as docs/ARCHITECTURE.md describes.
 
-    run.yaml  run-info.json  metrics.jsonl  val.jsonl  checkpoints/  adapter/ (or model/)  tokenizer/
+    run.yaml  run-info.json  metrics.jsonl  val.jsonl  test.jsonl  checkpoints/  adapter/ (or model/)  tokenizer/
 """
 from __future__ import annotations
 
@@ -18,6 +18,8 @@ from engine.events import Event
 
 INFO_FILE = "run-info.json"
 METRICS_FILE = "metrics.jsonl"
+VAL_FILE = "val.jsonl"  # validation: chose the best step and stopped training early
+TEST_FILE = "test.jsonl"  # test: never seen in training; what evaluation measures on
 
 
 def default_run_dir(config: cfg.RunConfig, now: Optional[datetime] = None) -> Path:
@@ -101,10 +103,13 @@ class RunFolder:
         with open(self.path / METRICS_FILE, "a", encoding="utf-8") as fh:
             fh.write(event.to_json() + "\n")
 
-    def write_val(self, examples: Iterable) -> None:
-        with open(self.path / "val.jsonl", "w", encoding="utf-8") as fh:
-            for example in examples:
-                fh.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")
+    def write_heldout(self, val_examples: Iterable, test_examples: Iterable) -> None:
+        """val.jsonl and test.jsonl, one Example.to_dict per line; written even when empty, so that a
+        run made with a test split can be told apart from a run made before there was one."""
+        for name, examples in ((VAL_FILE, val_examples), (TEST_FILE, test_examples)):
+            with open(self.path / name, "w", encoding="utf-8") as fh:
+                for example in examples:
+                    fh.write(json.dumps(example.to_dict(), ensure_ascii=False) + "\n")
 
     def save_tokenizer(self, tokenizer) -> None:
         tokenizer.save_pretrained(str(self.path / "tokenizer"))

@@ -18,13 +18,12 @@ from gui.style import label, view_header
 from gui.views import dataset_jobs
 from gui.widgets.background import LatestJob
 from gui.widgets.card import Card
+from gui.widgets.data_settings import FILE_FILTER, DataSettings
 from gui.widgets.examples_list import ExamplesList
 from gui.widgets.length_histogram import LengthHistogram
 from gui.widgets.mapping_editor import MappingEditor
-from gui.widgets.settings_form import SettingsForm
 from gui.widgets.token_preview import TokenPreview
 
-FILE_FILTER = "Datasets (*.json *.jsonl *.csv *.tsv *.parquet);;All files (*)"
 # Settings whose change means the preview (and maybe the lengths) must be rendered again.
 RENDER_KEYS = {"data.max_length", "data.train_on_prompt", "model.template", "model.dir"}
 LENGTH_KEYS = {"model.template", "model.dir"}
@@ -139,24 +138,9 @@ class DatasetView(QWidget):
         self.histogram = LengthHistogram()
         self.histogram.set_max_length(self.controller.config.data.max_length)
         row.addWidget(self.histogram, 3)
-        settings = QVBoxLayout()
-        self.form = SettingsForm(self.controller)
-        self.form.add("data.max_length", "Maximum length")
-        self.form.add("data.val_fraction", "Held out for checking")
-        self.form.add("data.train_on_prompt", "Also learn the questions")
-        self.form.add("model.template", "Chat template")
-        # The seeds' remedy for catastrophic forgetting: keep some general examples in the mix.
-        self.form.add("data.mix_ratio", "Share of general data")
-        settings.addWidget(self.form)
-        self.mix_button = QPushButton("Choose general data…")
-        self.mix_button.setToolTip("Pick a file of everyday instructions to train on alongside yours, so the model "
-                                   "keeps what it already knew (protects against catastrophic forgetting).")
-        self.mix_button.clicked.connect(self._choose_mix_file)
-        settings.addWidget(self.mix_button)
-        self.split_label = label("", "hint")
-        settings.addWidget(self.split_label)
-        settings.addStretch(1)
-        row.addLayout(settings, 2)
+        self.settings = DataSettings(self.controller)
+        self.settings.splitChanged.connect(self._on_split_changed)
+        row.addWidget(self.settings, 2)
         lengths.body.addLayout(row)
         column.addWidget(lengths, 3)
         return right
@@ -167,14 +151,6 @@ class DatasetView(QWidget):
         path, _ = QFileDialog.getOpenFileName(self, "Open training data", start, FILE_FILTER)
         if path:
             self.open_file(path)
-
-    def _choose_mix_file(self) -> None:
-        path, _ = QFileDialog.getOpenFileName(self, "Open general data to mix in", "", FILE_FILTER)
-        if path:
-            self.controller.set_value("data.mix_path", path)
-            if self.controller.config.data.mix_ratio == 0:
-                self.controller.set_value("data.mix_ratio", 0.2)
-            self.mix_button.setText(f"General data: {Path(path).name}")
 
     def open_file(self, path: str) -> None:
         """Make `path` the training data (forgetting the old column mapping) and read it."""
@@ -240,7 +216,7 @@ class DatasetView(QWidget):
         self.examples.show_examples([])
         self.examples.show_rejected([])
         self.histogram.set_lengths([])
-        self.split_label.setText("")
+        self.settings.set_examples([])
         self.summary.setText("This file cannot be used yet.")
         self.error.setText(inspection.error)
         self.error.setVisible(True)
@@ -279,22 +255,10 @@ class DatasetView(QWidget):
         self.warnings.setVisible(bool(lines))
 
     def _update_split(self) -> None:
-        if not self._examples:
-            self.split_label.setText("")
-            return
-        data = self.controller.config.data
-        extra: list[str] = []
-        try:
-            from engine.data.split import split_examples
+        self.settings.set_examples(self._examples)
 
-            train, val, extra = split_examples(self._examples, data.val_fraction, data.seed, data.val_max_rows)
-            train_count, val_count = len(train), len(val)
-        except ImportError:
-            val_count = min(data.val_max_rows, round(len(self._examples) * data.val_fraction))
-            train_count = len(self._examples) - val_count
-        self.split_label.setText(f"{train_count} examples for training, {val_count} held out to check "
-                                 "progress (validation).")
-        self._split_warnings = list(extra)
+    def _on_split_changed(self) -> None:
+        self._split_warnings = list(self.settings.split_warnings)
         self._show_warnings()
 
     # --- lengths and preview --------------------------------------------------------------
@@ -357,8 +321,6 @@ class DatasetView(QWidget):
             return
         if key == "data.max_length":
             self.histogram.set_max_length(self.controller.config.data.max_length)
-        if key in ("data.val_fraction", "data.seed", "data.val_max_rows"):
-            self._update_split()
         if key in LENGTH_KEYS:
             self._request_lengths()
         if key in RENDER_KEYS:

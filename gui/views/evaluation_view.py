@@ -15,6 +15,7 @@ from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QPlainTextEdit, QPushButt
                                QWidget)
 
 from engine.evaluate.heldout import HeldOutExample, split_example
+from engine.evaluate.runfolder import EvaluationError, read_heldout
 from gui import runs
 from gui.chat_session import CHAT_TARGET, ChatSession
 from gui.controller import Controller
@@ -255,11 +256,16 @@ class EvaluationView(QWidget):
 
     def try_held_out_example(self) -> bool:
         """Put a random held-out example in the prompt and its reference answer in the third pane."""
-        examples = (split_example(item) for item in runs.read_val_examples(self.run_dir))
+        try:
+            rows = read_heldout(self.run_dir).rows
+        except EvaluationError as exc:
+            self.chat_status.setText(str(exc))
+            return False
+        examples = (split_example(item) for item in rows)
         candidates = [example for example in examples if example is not None]
         if not candidates:
             self.chat_status.setText("This run kept no held-out question-and-answer examples (plain-text data, or "
-                                     "no validation split).")
+                                     "no test or validation split).")
             return False
         self.clear_conversation()
         self.held_out = self._random.choice(candidates)

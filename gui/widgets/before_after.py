@@ -11,6 +11,8 @@ from PySide6.QtCore import Signal
 from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QProgressBar, QPushButton, QWidget)
 
 from engine.evaluate.before_after import load_results
+from engine.evaluate.report import heldout_line
+from engine.evaluate.runfolder import heldout_part
 from engine.events import Event, Failed, Finished, Notice, Progress
 from gui.process_host import ProcessHost
 from gui.style import label
@@ -19,10 +21,10 @@ from gui.widgets.card import Card
 EVAL_TARGET = "engine.evaluate.worker:eval_main"
 
 # (row label, results key, how to show it, True when higher is better, what it means)
-ROWS = [("Validation loss", "val_loss", "{:.3f}", False,
+ROWS = [("Test loss", "val_loss", "{:.3f}", False,
          "How surprised the model is by the held-out answers. Lower is better."),
         ("Perplexity", "perplexity", "{:.2f}", False,
-         "Validation loss as 'how many words the model hesitates between'. Lower is better."),
+         "The loss as 'how many words the model hesitates between'. Lower is better."),
         ("Exact match", "exact_match", "{:.0%}", True,
          "Share of held-out questions answered exactly like the reference."),
         ("chrF", "chrf", "{:.1f}", True, "Closeness of the answers to the references, 0 to 100 (character level)."),
@@ -51,10 +53,12 @@ class BeforeAfterPanel(Card):
         grid.addWidget(label("Base", "subtitle"), 0, 1)
         grid.addWidget(label("Tuned", "subtitle"), 0, 2)
         self.cells: dict[str, tuple] = {}
+        self.row_labels: dict[str, Any] = {}
         for row, (text, key, _pattern, _higher, meaning) in enumerate(ROWS, start=1):
             row_label = label(text, "hint")
             row_label.setToolTip(meaning)
             grid.addWidget(row_label, row, 0)
+            self.row_labels[key] = row_label
             base, tuned = label("–"), label("–")
             grid.addWidget(base, row, 1)
             grid.addWidget(tuned, row, 2)
@@ -71,7 +75,7 @@ class BeforeAfterPanel(Card):
         self.progress.setRange(0, 100)
         self.progress.setVisible(False)
         self.run_button = QPushButton("Run evaluation")
-        self.run_button.setToolTip("Measure validation loss, answer held-out questions with both models and check "
+        self.run_button.setToolTip("Measure the loss on the test examples, answer them with both models and check "
                                    "general ability. Takes a while on big models; you can keep chatting meanwhile.")
         self.run_button.clicked.connect(self.toggle_evaluation)
         row.addWidget(self.progress, 1)
@@ -99,8 +103,11 @@ class BeforeAfterPanel(Card):
         if results is None:
             self.status.setText("Not evaluated yet: press Run evaluation." if self.run_dir else "Choose a run first.")
         else:
-            self.status.setText(f"Evaluated {results.get('created', '')} on {results.get('val_examples', 0)} held-out "
-                                f"examples ({results.get('device', '?')}).")
+            self.status.setText(f"Evaluated {results.get('created', '')} on {results.get('device', '?')}. "
+                                + heldout_line(results))
+        # Older runs were measured on validation rows: the row says which loss it is.
+        part = heldout_part(results) if results is not None else "test"
+        self.row_labels["val_loss"].setText(f"{part.capitalize()} loss")
 
     @staticmethod
     def _arrow(key: str, base: Any, tuned: Any) -> str:
