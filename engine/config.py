@@ -62,6 +62,10 @@ class DataConfig:
                               valid=(16, 131072), typical=(128, 4096))
     train_on_prompt: bool = setting(False, "Also learn the prompt tokens. Off: only the answers are learned, "
                                     "which is what instruction tuning wants.")
+    completion_separator: str = setting("", "Plain-text data only: the text that ends what is given and starts "
+                                        "what the model should write, e.g. 'A:' or '\\n\\n' (a blank line). "
+                                        "Training then learns only what follows it, and evaluation scores the "
+                                        "answers. Empty: every token is learned and only loss is measured.")
     mix_path: str = setting("", "Optional general-purpose data mixed in to protect what the model already knows.")
     mix_ratio: float = setting(0.0, "Share of each epoch drawn from the mix-in data.", valid=(0.0, 0.9),
                                typical=(0.0, 0.5))

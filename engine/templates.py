@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Optional, Union
 
+from engine.data.completion import answer_start, missing_reason
 from engine.data.errors import DataError
 from engine.data.formats import Example
 
@@ -88,6 +89,7 @@ class Rendered:
     row: int = 0
     text: str = ""
     token_ends: array = field(default_factory=lambda: array("i"), repr=False)
+    problem: Optional[str] = None  # why nothing can be learned from it other than length (e.g. no separator)
 
     @property
     def trained_tokens(self) -> int:
@@ -97,6 +99,8 @@ class Rendered:
     @property
     def rejection(self) -> Optional[str]:
         """Why this example cannot be used for training, or None."""
+        if self.problem:
+            return self.problem
         return NOTHING_LEFT if self.trained_tokens == 0 else None
 
     def pieces(self) -> list[dict]:
@@ -273,16 +277,25 @@ def render_text(example: Example, tokenizer) -> str:
     return _with_bos(_template_call(example.messages, tokenizer, example.row, False), tokenizer)
 
 
-def render(example: Example, tokenizer, *, max_length: int, train_on_prompt: bool = False) -> Rendered:
+def render(example: Example, tokenizer, *, max_length: int, train_on_prompt: bool = False,
+           completion_separator: str = "") -> Rendered:
     """Token ids and labels for one example, truncated to `max_length` tokens (the start is kept).
 
     Chat examples learn every assistant turn including its end-of-turn token, and nothing else unless
-    `train_on_prompt`. Plain-text examples learn every token, followed by EOS. Check
-    `Rendered.rejection` for examples that truncation left with nothing to learn.
+    `train_on_prompt`. Plain-text examples learn every token, followed by EOS; with a
+    `completion_separator` (engine.data.completion) only what follows it, unless `train_on_prompt`.
+    Check `Rendered.rejection` for examples that cannot be learned from (nothing left after
+    truncation, or no separator in the text).
     """
+    problem = None
     if example.text is not None:
         text = render_text(example, tokenizer)
         spans = [(0, len(text))]
+        if completion_separator and not train_on_prompt:
+            start = answer_start(example.text, completion_separator)
+            shift = len(_with_bos(example.text, tokenizer)) - len(example.text)
+            spans = [] if start is None else [(start + shift, len(text))]
+            problem = missing_reason(completion_separator) if start is None else None
     else:
         body, spans = assistant_spans(example.messages, tokenizer, example.row)
         text = _with_bos(body, tokenizer)
@@ -304,7 +317,7 @@ def render(example: Example, tokenizer, *, max_length: int, train_on_prompt: boo
     if full_length > max_length:
         ids, labels, ends = ids[:max_length], labels[:max_length], ends[:max_length]
     return Rendered(input_ids=ids, labels=labels, truncated=full_length > max_length, full_length=full_length,
-                    row=example.row, text=text, token_ends=ends)
+                    row=example.row, text=text, token_ends=ends, problem=problem)
 
 
 def prompt_ids(messages: list, tokenizer) -> list[int]:
@@ -314,3 +327,9 @@ def prompt_ids(messages: list, tokenizer) -> list[int]:
     """
     text = _with_bos(apply_template(messages, tokenizer, add_generation_prompt=True), tokenizer)
     return tokenizer(text, add_special_tokens=False)["input_ids"]
+
+
+def completion_prompt_ids(given: str, tokenizer) -> list[int]:
+    """Token ids of a completion-style prompt (plain text up to and including its separator), laid out
+    as in training: no chat template, BOS where the tokenizer adds one."""
+    return tokenizer(_with_bos(given, tokenizer), add_special_tokens=False)["input_ids"]

@@ -61,7 +61,14 @@ class _FitScrollArea(QScrollArea):
         view = self.widget()
         minimum = view.minimumSizeHint().expandedTo(view.minimumSize())
         space = self.viewport().size()
-        view.resize(max(minimum.width(), space.width()), max(minimum.height(), space.height()))
+        width = max(minimum.width(), space.width())
+        height = minimum.height()
+        layout = view.layout()
+        if layout is not None and layout.hasHeightForWidth():
+            # Word-wrapped labels (the warnings) need more height at this width than minimumSizeHint says;
+            # without this the rest of the view is squeezed below its minimum and its controls overlap.
+            height = max(height, layout.totalMinimumHeightForWidth(width))
+        view.resize(width, max(height, space.height()))
 
 
 class MainWindow(QMainWindow):

@@ -274,3 +274,27 @@ def test_test_share_and_test_file_controls_change_the_split(qtbot, controller, m
     assert "No test examples" not in view.warnings.text()
     settings.test_clear.click()
     assert controller.config.data.test_path == "" and settings.test_button.text() == "Test file…"
+
+
+def test_plain_text_offers_its_completion_separator_and_the_preview_follows_it(qtbot, controller, tmp_path):
+    view = make_view(qtbot, controller)
+    settings = view.settings
+    path = tmp_path / "sql.jsonl"
+    path.write_text("".join(json.dumps({"text": f"table: t{i} (name)\nQ: How many rows?\nA: SELECT COUNT(*) FROM t{i}"})
+                            + "\n" for i in range(10)))
+    open_and_wait(qtbot, view, path)
+    assert settings.form.editors["data.completion_separator"].isVisibleTo(settings)
+    assert "Suggested: 'A:' (10 of 10 rows)" in settings.separator_hint.text() and settings.use_separator.isVisibleTo(settings)
+    wait_for_preview(qtbot, view)
+    assert view.preview.masked_text() == ""  # without a separator every token is learned
+    with qtbot.waitSignal(view.previewShown, timeout=WAIT_MS):
+        settings.use_separator.click()
+    assert controller.config.data.completion_separator == "A:"
+    assert settings.form.editors["data.completion_separator"].text() == "A:"
+    assert not settings.use_separator.isVisibleTo(settings)
+    assert view.preview.trained_text().startswith(" SELECT COUNT(*) FROM t0")
+    assert view.preview.masked_text().endswith("Q: How many rows?\nA:")
+    assert view.examples.table.item(0, 2).text() == "SELECT COUNT(*) FROM t0"  # the answer column fills in
+    open_and_wait(qtbot, view, SAMPLE_DATASET)  # chat data: the separator does not apply
+    assert not settings.form.editors["data.completion_separator"].isVisibleTo(settings)
+    assert not settings.separator_hint.isVisibleTo(settings)

@@ -92,6 +92,11 @@ def print_report(report, stats, warnings) -> None:
         console.print("\n[bold]Rejected per reason[/bold]")
         for reason, count in report.reason_counts.items():
             console.print(f"  {count:>6}  {escape(reason)}")
+    proposal = report.completion_separator
+    if proposal:
+        console.print(f"\n[bold]Completion separator[/bold]: '{escape(proposal.separator)}' ({escape(proposal.why)}). "
+                      f"Train with --set data.completion_separator='{escape(proposal.separator)}' to learn and "
+                      "score only what follows it.")
     if stats:
         console.print(f"\n[bold]Token lengths[/bold] ({stats.count} examples): min {stats.min}, median "
                       f"{stats.median}, p95 {stats.p95}, max {stats.max}; over {stats.max_length}: "

@@ -42,9 +42,11 @@ def build_training_data(config, tokenizer) -> TrainingData:
     mismatch = format_mismatch_warning(tokenizer, report.format)
     if mismatch:
         warnings.append(mismatch)
+    warnings.extend(completion_warnings(data.completion_separator, report))
     split = _split(data, report, warnings)
 
-    render_options = {"max_length": data.max_length, "train_on_prompt": data.train_on_prompt}
+    render_options = {"max_length": data.max_length, "train_on_prompt": data.train_on_prompt,
+                      "completion_separator": data.completion_separator if report.format == "text" else ""}
     train_pairs, dropped, truncated = _render_all(split.train, tokenizer, render_options)
     held_out = {}
     for part, examples, from_file in (("validation", split.val, data.val_path), ("test", split.test, data.test_path)):
@@ -71,7 +73,9 @@ def build_training_data(config, tokenizer) -> TrainingData:
 
     mixed = 0
     if data.mix_path and data.mix_ratio > 0:
-        mixed_rendered, mix_notes = _mix_in(data, len(train), tokenizer, render_options)
+        # General data is learned whole: the separator belongs to the user's own layout.
+        mix_options = dict(render_options, completion_separator="")
+        mixed_rendered, mix_notes = _mix_in(data, len(train), tokenizer, mix_options)
         train.extend(mixed_rendered)
         mixed = len(mixed_rendered)
         warnings.extend(mix_notes)
@@ -79,6 +83,20 @@ def build_training_data(config, tokenizer) -> TrainingData:
                         val_examples=[example for example, _ in held_out["validation"]], report=report,
                         warnings=warnings, mixed_in=mixed,
                         test_examples=[example for example, _ in held_out["test"]])
+
+
+def completion_warnings(separator: str, report: DatasetReport) -> list[str]:
+    """Plain words about the completion separator: set where it means nothing, or missing where the data
+    shows one (then the model learns the questions too, and evaluation can measure only loss)."""
+    if separator and report.format != "text":
+        return [f"data.completion_separator is set to '{separator}', but it applies to plain-text data only; "
+                f"this file is in the {report.format} layout, which already says what is the answer. It is ignored."]
+    proposal = report.completion_separator
+    if report.format == "text" and not separator and proposal:
+        return [f"Plain text where {proposal.why}: set data.completion_separator to '{proposal.separator}' so that "
+                "the model learns only what follows it and evaluation can score its answers; without it every "
+                "token is learned and evaluation measures loss only."]
+    return []
 
 
 def _split(data, report: DatasetReport, warnings: list) -> Split:

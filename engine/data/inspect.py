@@ -8,9 +8,10 @@ from __future__ import annotations
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Union
+from typing import Optional, Union
 
 from engine.data import io
+from engine.data.completion import Proposal, propose_separator
 from engine.data.errors import DataError
 from engine.data.formats import Example, Rejection, RowProblem, detect_format, normalise, parse_mapping
 
@@ -30,6 +31,8 @@ class DatasetReport:
     examples: list = field(default_factory=list, repr=False)
     rejected: list = field(default_factory=list)
     warnings: list = field(default_factory=list)
+    # Plain text only: the separator between given and written part that most rows share, if any.
+    completion_separator: Optional[Proposal] = None
 
     @property
     def rows_valid(self) -> int:
@@ -53,7 +56,8 @@ class DatasetReport:
         return {"file": self.file, "format": self.format, "container": self.container,
                 "rows_total": self.rows_total, "rows_valid": self.rows_valid, "columns": list(self.columns),
                 "mapping": dict(self.mapping), "rejected": [r.to_dict() for r in self.rejected],
-                "reason_counts": self.reason_counts, "warnings": list(self.warnings)}
+                "reason_counts": self.reason_counts, "warnings": list(self.warnings),
+                "completion_separator": self.completion_separator.to_dict() if self.completion_separator else None}
 
 
 def inspect_file(path: Union[str, Path], *, format: str = "auto", mapping=None) -> DatasetReport:
@@ -88,6 +92,8 @@ def inspect_file(path: Union[str, Path], *, format: str = "auto", mapping=None) 
         raise DataError(f"no usable rows: all {report.rows_total} rows were rejected ({_summary(report)})",
                         file=path, hint="Fix the rows, or choose the format/--map that matches the file.")
     report.warnings.extend(dataset_warnings(report))
+    if data_format == "text":
+        report.completion_separator = propose_separator([example.text for example in report.examples])
     return report
 
 

@@ -20,7 +20,7 @@ from pathlib import Path
 from typing import Any, Callable, Optional
 
 from engine.events import Notice, Progress
-from engine.evaluate.heldout import held_out_examples
+from engine.evaluate.heldout import answer_scoring, first_line, held_out_examples, question_prompt_ids
 from engine.evaluate.loading import SIDES, load_run
 from engine.evaluate.runfolder import RunFolder, heldout_part, open_run
 
@@ -55,7 +55,9 @@ def _rendered(run: RunFolder, rows: list, tokenizer) -> list[tuple[list[int], li
     from engine.templates import render
 
     max_length = run.max_length()
-    rendered = (render(Example.from_dict(e), tokenizer, max_length=max_length) for e in rows)
+    separator = run.completion_separator()  # completion-style text: the loss is on the answers, as in training
+    rendered = (render(Example.from_dict(e), tokenizer, max_length=max_length, completion_separator=separator)
+                for e in rows)
     return [(r.input_ids, r.labels) for r in rendered]
 
 
@@ -92,6 +94,9 @@ def _summary_lines(results: dict) -> list[str]:
                      f"tuned {100 * tuned['exact_match']:.0f}%.")
         lines.append(f"chrF (0-100, closeness to the reference): base {base['chrf']:.1f} -> tuned {tuned['chrf']:.1f}; "
                      f"ROUGE-L: base {base['rouge_l']:.1f} -> tuned {tuned['rouge_l']:.1f}.")
+    note = (results.get("answers") or {}).get("note")
+    if note:
+        lines.append(note)
     forgetting = results.get("forgetting")
     if forgetting:
         lines.append(forgetting["verdict"])
@@ -112,8 +117,6 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
     from engine.evaluate.generate import generate_batch
     from engine.evaluate.loss import perplexity, token_weighted_loss
     from engine.evaluate.probe import general_ability_kept, load_probe, run_probe
-    from engine.templates import prompt_ids
-
     started = time.time()
     run = open_run(run_dir)
     settings, count, use_probe = _settings(run, examples, max_new_tokens)
@@ -126,6 +129,7 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
         sink(Notice(message=heldout.note, level="warning"))
     val = _rendered(run, heldout.rows, loaded.tokenizer)
     questions = held_out_examples(run)[:count]
+    scoring = answer_scoring(run, heldout.rows, questions)
     probe_set = load_probe(probe_file) if use_probe else None
     per_side = len(val) + len(questions) + (len(probe_set.items) if probe_set else 0)
     tracker = _Tracker(sink, 2 * per_side)
@@ -134,7 +138,7 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
         "run_dir": str(run.path), "method": run.method, "base_model_path": str(run.base_model_path),
         "device": str(loaded.device), "heldout": heldout.to_dict(),
         "val_examples": len(val),  # the number of held-out rows measured, whichever part they are (kept for readers)
-        "settings": settings.to_dict(),
+        "settings": settings.to_dict(), "answers": scoring,
         "base": {}, "tuned": {}, "examples": [], "general_ability_kept": None, "forgetting": None,
     }
     answers: dict[str, list[str]] = {}
@@ -147,9 +151,11 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
             loss = token_weighted_loss(model, val, on_item=tracker.step, stop=stop)
             results[side].update(val_loss=loss, perplexity=perplexity(loss))
             tracker.say(f"Answering {len(questions)} held-out questions ({side} model)...")
-            prompts = [prompt_ids(question.messages, loaded.tokenizer) for question in questions]
+            prompts = [question_prompt_ids(question, loaded.tokenizer) for question in questions]
             answers[side] = generate_batch(model, loaded.tokenizer, prompts, settings, stop,
                                            on_batch=tracker.steps)
+            if scoring["first_line_only"]:
+                answers[side] = [first_line(answer) for answer in answers[side]]
         if probe_set and not _stopped(stop):
             tracker.say(f"Checking general ability on the probe ({side} model)...")
             probes[side] = run_probe(loaded, side, probe_set, on_item=tracker.step, stop=stop)

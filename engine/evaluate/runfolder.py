@@ -53,6 +53,11 @@ class RunFolder:
         path = self.path / "run.yaml"
         return config_module.load(path) if path.is_file() else None
 
+    def completion_separator(self) -> str:
+        """data.completion_separator of the run (plain text split into given and written part), or ""."""
+        config = self.config()
+        return config.data.completion_separator if config else ""
+
     def heldout(self) -> "HeldOut":
         """The examples evaluation measures on: the test rows, or validation rows for older runs."""
         return read_heldout(self.path)

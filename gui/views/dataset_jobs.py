@@ -29,6 +29,7 @@ class Preview:
     pieces: list  # [{text, trained}]
     tokens: int
     truncated: bool
+    problem: Optional[str] = None  # why training leaves the example out (see Rendered.problem)
 
 
 @dataclass
@@ -81,14 +82,16 @@ def tokenizer_for(model_dir: str, template: str):
     return cache[key]
 
 
-def render_preview(example, model_dir: str, template: str, max_length: int, train_on_prompt: bool) -> Preview:
+def render_preview(example, model_dir: str, template: str, max_length: int, train_on_prompt: bool,
+                   completion_separator: str = "") -> Preview:
     """Render one example exactly as training will see it."""
     from engine.templates import render
 
     tokenizer = tokenizer_for(model_dir, template)
-    rendered = render(example, tokenizer, max_length=max_length, train_on_prompt=train_on_prompt)
+    rendered = render(example, tokenizer, max_length=max_length, train_on_prompt=train_on_prompt,
+                      completion_separator=completion_separator)
     return Preview(row=example.row, pieces=rendered.pieces(), tokens=len(rendered.input_ids),
-                   truncated=bool(rendered.truncated))
+                   truncated=bool(rendered.truncated), problem=rendered.problem)
 
 
 @dataclass

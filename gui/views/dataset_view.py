@@ -25,7 +25,7 @@ from gui.widgets.mapping_editor import MappingEditor
 from gui.widgets.token_preview import TokenPreview
 
 # Settings whose change means the preview (and maybe the lengths) must be rendered again.
-RENDER_KEYS = {"data.max_length", "data.train_on_prompt", "model.template", "model.dir"}
+RENDER_KEYS = {"data.max_length", "data.train_on_prompt", "data.completion_separator", "model.template", "model.dir"}
 LENGTH_KEYS = {"model.template", "model.dir"}
 
 
@@ -123,27 +123,30 @@ class DatasetView(QWidget):
         return self.examples
 
     def _build_right(self) -> QWidget:
-        right = QWidget()
-        column = QVBoxLayout(right)
-        column.setContentsMargins(0, 0, 0, 0)
+        # A splitter, not a box layout: a box layout treats a card with word-wrapped text as unable to
+        # shrink, and then squeezes the settings below until their controls overlap.
+        column = QSplitter(Qt.Vertical)
+        column.setChildrenCollapsible(False)
         preview = Card("How the model sees this example",
                        "The text below is exactly what training uses, with the chat template applied.")
         self.preview = TokenPreview()
         self.preview.show_message("Choose an example on the left.")
         preview.body.addWidget(self.preview)
-        column.addWidget(preview, 5)
+        column.addWidget(preview)
 
-        lengths = Card("Length and split")
+        lengths = Card("Length and split", keep_whole=True)  # its settings must never overlap
         row = QHBoxLayout()
         self.histogram = LengthHistogram()
         self.histogram.set_max_length(self.controller.config.data.max_length)
         row.addWidget(self.histogram, 3)
         self.settings = DataSettings(self.controller)
-        self.settings.splitChanged.connect(self._on_split_changed)
+        self.settings.changed.connect(self._on_settings_changed)
         row.addWidget(self.settings, 2)
         lengths.body.addLayout(row)
-        column.addWidget(lengths, 3)
-        return right
+        column.addWidget(lengths)
+        column.setStretchFactor(0, 5)
+        column.setStretchFactor(1, 3)
+        return column
 
     # --- opening files --------------------------------------------------------------------
     def _choose_file(self) -> None:
@@ -202,7 +205,7 @@ class DatasetView(QWidget):
         self.mapping_card.setVisible(bool(mapping))
         if mapping:
             self.mapping.set_columns(list(report.columns), mapping)
-        self.examples.show_examples(self._examples)
+        self.examples.show_examples(self._examples, self.controller.config.data.completion_separator)
         self.examples.show_rejected(report.rejected)
         self._update_split()
         self._request_lengths()
@@ -216,7 +219,7 @@ class DatasetView(QWidget):
         self.examples.show_examples([])
         self.examples.show_rejected([])
         self.histogram.set_lengths([])
-        self.settings.set_examples([])
+        self.settings.set_data([], None)
         self.summary.setText("This file cannot be used yet.")
         self.error.setText(inspection.error)
         self.error.setVisible(True)
@@ -255,9 +258,9 @@ class DatasetView(QWidget):
         self.warnings.setVisible(bool(lines))
 
     def _update_split(self) -> None:
-        self.settings.set_examples(self._examples)
+        self.settings.set_data(self._examples, self.controller.report)
 
-    def _on_split_changed(self) -> None:
+    def _on_settings_changed(self) -> None:
         self._split_warnings = list(self.settings.split_warnings)
         self._show_warnings()
 
@@ -304,10 +307,13 @@ class DatasetView(QWidget):
             self.preview.show_message("Preparing the preview…")
         example, data = self._examples[index], self.controller.config.data
         max_length, train_on_prompt = data.max_length, data.train_on_prompt
-        self._preview_job.submit(lambda: dataset_jobs.render_preview(example, *inputs, max_length, train_on_prompt))
+        separator = data.completion_separator if example.text is not None else ""
+        self._preview_job.submit(lambda: dataset_jobs.render_preview(example, *inputs, max_length, train_on_prompt,
+                                                                     separator))
 
     def _on_preview(self, preview: dataset_jobs.Preview) -> None:
-        self.preview.show_pieces(preview.pieces, truncated=preview.truncated, tokens=preview.tokens)
+        self.preview.show_pieces(preview.pieces, truncated=preview.truncated, tokens=preview.tokens,
+                                 problem=preview.problem)
         self.previewShown.emit()
 
     def _on_preview_failed(self, message: str) -> None:
@@ -323,5 +329,7 @@ class DatasetView(QWidget):
             self.histogram.set_max_length(self.controller.config.data.max_length)
         if key in LENGTH_KEYS:
             self._request_lengths()
+        if key == "data.completion_separator":
+            self.examples.show_examples(self._examples, self.controller.config.data.completion_separator)
         if key in RENDER_KEYS:
             self._rerender_selected()

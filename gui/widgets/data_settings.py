@@ -3,6 +3,8 @@
 Length, the shares held out for validation (watched during training) and test (kept for the
 evaluation), a separate test file instead of the test share, the chat template, and general data
 mixed in against forgetting. The split shown is the one training will make (engine.data.split).
+For plain-text data also the completion separator (engine.data.completion), with the one the file
+suggests, if any, a click away.
 """
 from __future__ import annotations
 
@@ -25,15 +27,16 @@ TEST_FILE_TIP = ("Choose a file of examples to test the tuned model on after tra
 
 
 class DataSettings(QWidget):
-    """Signals `splitChanged` when the split (and with it `split_warnings`) was worked out again."""
+    """Signals `changed` when the split (and with it `split_warnings`) or the separator rows were updated."""
 
-    splitChanged = Signal()
+    changed = Signal()
 
     def __init__(self, controller: Controller, parent: Optional[QWidget] = None):
         super().__init__(parent)
         self.controller = controller
         self.split_warnings: list[str] = []
         self._examples: list = []
+        self._report = None  # engine.data.inspect.DatasetReport of the training file, or None
         column = QVBoxLayout(self)
         column.setContentsMargins(0, 0, 0, 0)
         self.form = SettingsForm(controller)
@@ -44,7 +47,18 @@ class DataSettings(QWidget):
         self.form.add("model.template", "Chat template")
         # The seeds' remedy for catastrophic forgetting: keep some general examples in the mix.
         self.form.add("data.mix_ratio", "Share of general data")
+        self.form.add("data.completion_separator", "Answer starts after")
+        self.form.set_row_visible("data.completion_separator", False)
         column.addWidget(self.form)
+
+        proposal_row = QHBoxLayout()
+        self.separator_hint = label("", "hint")
+        proposal_row.addWidget(self.separator_hint, 1)
+        self.use_separator = QPushButton("Use it")
+        self.use_separator.setToolTip("Learn only what follows the separator, and score those answers in the evaluation.")
+        self.use_separator.clicked.connect(self._use_proposal)
+        proposal_row.addWidget(self.use_separator)
+        column.addLayout(proposal_row)
 
         files = QHBoxLayout()
         self.test_button = QPushButton()
@@ -93,10 +107,36 @@ class DataSettings(QWidget):
         # A test file replaces the test share: the share's box would only mislead.
         self.form.editors["data.test_fraction"].setEnabled(not data.test_path)
 
+    # --- the completion separator ------------------------------------------------------------
+    def _show_separator(self) -> None:
+        """The separator row only for plain text, with the file's own separator offered when it differs."""
+        is_text = self._report is not None and self._report.format == "text"
+        self.form.set_row_visible("data.completion_separator", is_text)
+        proposal = self._report.completion_separator if is_text else None
+        current = self.controller.config.data.completion_separator
+        offer = proposal is not None and proposal.separator != current
+        if offer:
+            self.separator_hint.setText(f"Suggested: '{proposal.separator}' ({proposal.rows} of {proposal.looked_at} "
+                                        "rows)")
+            self.separator_hint.setToolTip(f"{proposal.why[0].upper()}{proposal.why[1:]}.")
+        elif is_text and not current:
+            self.separator_hint.setText("No separator: every token is learned; evaluation measures loss only.")
+        else:
+            self.separator_hint.setText("")
+        self.separator_hint.setVisible(bool(self.separator_hint.text()))
+        self.use_separator.setVisible(offer)
+        self.changed.emit()
+
+    def _use_proposal(self) -> None:
+        proposal = self._report.completion_separator if self._report is not None else None
+        if proposal is not None:
+            self.controller.set_value("data.completion_separator", proposal.separator)
+
     # --- the split --------------------------------------------------------------------------
-    def set_examples(self, examples: list) -> None:
-        """The usable examples of the training file; the split is worked out again for them."""
-        self._examples = list(examples)
+    def set_data(self, examples: list, report) -> None:
+        """The usable examples of the training file and its report; split and separator follow them."""
+        self._examples, self._report = list(examples), report
+        self._show_separator()
         self.update_split()
 
     def update_split(self) -> None:
@@ -104,7 +144,7 @@ class DataSettings(QWidget):
         if not self._examples:
             self.split_label.setText("")
             self.split_warnings = []
-            self.splitChanged.emit()
+            self.changed.emit()
             return
         split = split_as_configured(self._examples, data)
         parts = [f"{len(split.train)} examples for training",
@@ -114,10 +154,12 @@ class DataSettings(QWidget):
                  else f"the final test from {Path(data.test_path).name}"]
         self.split_label.setText(", ".join(parts) + ".")
         self.split_warnings = list(split.warnings)
-        self.splitChanged.emit()
+        self.changed.emit()
 
     def _on_config_changed(self, key: str) -> None:
         if key in ("", "data.test_path", "data.mix_path", "data.val_path"):
             self._show_files()
         if key in SPLIT_KEYS or key == "":
             self.update_split()
+        if key in ("", "data.completion_separator"):
+            self._show_separator()

@@ -7,13 +7,17 @@ from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (QAbstractItemView, QHeaderView, QListWidget, QListWidgetItem, QTableWidget,
                                QTableWidgetItem, QVBoxLayout, QWidget)
 
+from engine.data.completion import split_text
 from gui.widgets.card import Card
 
 
-def first_message(example, role: str) -> str:
-    """The first message of `role` in an example, on one line (plain-text examples: the text)."""
+def first_message(example, role: str, completion_separator: str = "") -> str:
+    """The first message of `role` in an example, on one line. Plain text is all question, unless the
+    completion separator parts it into the given text (user) and the text to write (assistant)."""
     if example.messages is None:
-        return (example.text or "") if role == "user" else ""
+        parts = split_text(example.text or "", completion_separator) if completion_separator else None
+        given, written = parts if parts else (example.text or "", "")
+        return " ".join((given if role == "user" else written).split())
     for message in example.messages:
         if message.get("role") == role:
             return " ".join(str(message.get("content", "")).split())
@@ -55,11 +59,12 @@ class ExamplesList(QWidget):
         self.rejected_card.setVisible(False)
         column.addWidget(self.rejected_card, 1)
 
-    def show_examples(self, examples: list) -> None:
+    def show_examples(self, examples: list, completion_separator: str = "") -> None:
         """One table row per usable example: its row in the file, question and answer."""
         self.table.setRowCount(len(examples))
         for i, example in enumerate(examples):
-            values = (str(example.row), first_message(example, "user"), first_message(example, "assistant"))
+            values = (str(example.row), first_message(example, "user", completion_separator),
+                      first_message(example, "assistant", completion_separator))
             for column, value in enumerate(values):
                 item = QTableWidgetItem(value)
                 item.setToolTip(value[:500])

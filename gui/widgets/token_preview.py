@@ -71,15 +71,19 @@ class TokenPreview(QWidget):
         layout.addWidget(self.note)
         self.pieces: list[dict] = []
 
-    def show_pieces(self, pieces: list[dict], *, truncated: bool = False, tokens: int = 0) -> None:
-        """Display rendered pieces; `truncated` says the example was cut at the maximum length."""
+    def show_pieces(self, pieces: list[dict], *, truncated: bool = False, tokens: int = 0,
+                    problem: Optional[str] = None) -> None:
+        """Display rendered pieces; `truncated` says the example was cut at the maximum length, `problem`
+        why training leaves it out (e.g. its text lacks the completion separator)."""
         self.pieces = list(pieces)
         self.text.setHtml("<div style='line-height:150%'>" +
                           "".join(_piece_html(text, trained) for text, trained in _runs(pieces)) + "</div>")
         notes = []
         if tokens:
             notes.append(f"{tokens} tokens.")
-        if not any(p["trained"] for p in pieces):
+        if problem:
+            notes.append(f"Training leaves this example out: {problem}.")
+        elif not any(p["trained"] for p in pieces):
             notes.append("Nothing in this example is learned: after cutting at the maximum length no answer "
                          "is left. Raise the maximum length or shorten the example.")
         elif truncated:
