@@ -38,7 +38,7 @@ def test_tuned_streams_the_canary_and_base_does_not_from_one_model(lora_run):
     from engine.evaluate import ChatModel, GenerationSettings
 
     before = _llama_models()
-    chat = ChatModel(lora_run)
+    chat = ChatModel(lora_run, weights="fp32")  # the 16/8-bit chat layers: tests/test_chat_weights.py
     assert _llama_models() - before == 1, "base and tuned must share one loaded model"
     assert chat.shares_weights
     settings = GenerationSettings.from_dict(GREEDY)

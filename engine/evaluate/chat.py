@@ -40,9 +40,14 @@ class ChatModel:
     full fine-tuning the base model is loaded a second time from its own folder.
     """
 
-    def __init__(self, run_dir, device: Optional[str] = None):
+    def __init__(self, run_dir, device: Optional[str] = None, weights: Optional[str] = None):
+        """`weights`: how the linear layers are stored on a CPU ('auto', 'fp32', 'fp16', 'bf16'; see
+        engine.evaluate.chat_weights). 'auto' takes fp16 where fbgemm runs (x86 CPUs), else fp32."""
+        from engine.evaluate.chat_weights import chat_weight_format
+        from engine.evaluate.loading import pick_device
+
         self.run = open_run(run_dir)
-        self.loaded: LoadedRun = load_run(self.run, device)
+        self.loaded: LoadedRun = load_run(self.run, device, weights=chat_weight_format(pick_device(device), weights))
 
     @property
     def tokenizer(self):

@@ -34,7 +34,8 @@ def stop_token_ids(tokenizer, model) -> list[int]:
 
 
 class Generation:
-    """An iterator of text pieces for one answer; after it ends, `tokens`, `seconds`, `first_token_s` say how it went.
+    """An iterator of text pieces for one answer; after it ends, `tokens` (and `token_ids`), `seconds` and
+    `first_token_s` say how it went.
 
     Leaving the loop early (break, close, an exception) stops the generation thread cleanly.
     """
@@ -47,6 +48,7 @@ class Generation:
         self.settings = settings
         self.stop_event = stop_event
         self.tokens = 0
+        self.token_ids: list[int] = []
         self.seconds = 0.0
         self.first_token_s: Optional[float] = None
         self.stopped = False  # True when "Stop generating" cut the answer short
@@ -109,8 +111,7 @@ class Generation:
         start = time.perf_counter()
         thread = threading.Thread(target=work, name="tunesmith-generate", daemon=True)
         thread.start()
-        generated: list[int] = []
-        shown = ""
+        text = TextStream(self.tokenizer)
         try:
             while True:
                 item = pieces.get()
@@ -120,22 +121,58 @@ class Generation:
                     raise item
                 if self.first_token_s is None:
                     self.first_token_s = time.perf_counter() - start
-                generated.extend(item)
-                self.tokens = len(generated)
-                text = self.tokenizer.decode(generated, skip_special_tokens=True)
-                # A character split across tokens decodes as U+FFFD until its last byte arrives: wait for it.
-                if text.endswith("\ufffd") or len(text) <= len(shown) or not text.startswith(shown):
-                    continue
-                piece, shown = text[len(shown):], text
-                yield piece
-            text = self.tokenizer.decode(generated, skip_special_tokens=True)
-            if text.startswith(shown) and len(text) > len(shown):
-                yield text[len(shown):]
+                self.token_ids.extend(item)
+                self.tokens = len(self.token_ids)
+                piece = text.add(item)
+                if piece:
+                    yield piece
+            rest = text.finish()
+            if rest:
+                yield rest
         finally:
             self.stopped = self._should_stop() and not self._cancel.is_set()
             self._cancel.set()
             thread.join()
             self.seconds = time.perf_counter() - start
+
+
+class TextStream:
+    """Token ids in, new text out, without decoding the whole answer again for every token.
+
+    Fast tokenizers use the tokenizers library's DecodeStream, which keeps only the last few tokens
+    and holds back a character split across tokens until its last byte arrives. Tokenizers without a
+    Rust backend decode the answer so far at each token (same text, special tokens skipped either way).
+    """
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+        backend = getattr(tokenizer, "backend_tokenizer", None)
+        self._stream = None
+        if backend is not None:
+            from tokenizers.decoders import DecodeStream
+
+            self._backend, self._stream = backend, DecodeStream(skip_special_tokens=True)
+        self._ids: list[int] = []
+        self._shown = ""
+
+    def add(self, ids: list[int]) -> str:
+        """The text that `ids` (the next tokens) complete; "" while a character is still partial."""
+        if self._stream is not None:
+            return "".join(piece for piece in (self._stream.step(self._backend, int(i)) for i in ids) if piece)
+        self._ids.extend(ids)
+        text = self.tokenizer.decode(self._ids, skip_special_tokens=True)
+        # A character split across tokens decodes as U+FFFD until its last byte arrives: wait for it.
+        if text.endswith("\ufffd") or len(text) <= len(self._shown) or not text.startswith(self._shown):
+            return ""
+        piece, self._shown = text[len(self._shown):], text
+        return piece
+
+    def finish(self) -> str:
+        """Whatever is left once the answer has ended (a trailing partial character, decoded as it is)."""
+        if self._stream is not None or not self._ids:
+            return ""
+        text = self.tokenizer.decode(self._ids, skip_special_tokens=True)
+        return text[len(self._shown):] if text.startswith(self._shown) else ""
 
 
 def generate_batch(model, tokenizer, prompts: list[list[int]], settings: GenerationSettings, stop: Any = None,

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import contextlib
 import warnings
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
 from engine.evaluate.runfolder import EvaluationError, RunFolder
@@ -76,6 +76,10 @@ class LoadedRun:
     device: Any
     merge_for_speed: bool = False
     _merged: bool = False
+    # Chat's 16/8-bit layers (engine.evaluate.chat_weights); they carry base and tuned weights themselves.
+    chat_layers: list = field(default_factory=list)
+    weight_format: str = "fp32"
+    adapter_folded: bool = False  # every LoRA layer became a chat layer: no adapter left to switch off
 
     @property
     def shares_weights(self) -> bool:
@@ -91,19 +95,26 @@ class LoadedRun:
             (self.tuned.merge_adapter if merged else self.tuned.unmerge_adapter)()
             self._merged = merged
 
+    def _switch(self, side: str) -> None:
+        if self.chat_layers:
+            for layer in self.chat_layers:
+                layer.use(side)
+        else:
+            self._set_merged(side == "tuned")
+
     @contextlib.contextmanager
     def side(self, side: str) -> Iterator[Any]:
         """The model that answers for `side`: the adapter switched off for "base", on for "tuned"."""
         if side not in SIDES:
             raise ValueError(f"side must be 'base' or 'tuned', not {side!r}")
         if side == "tuned":
-            self._set_merged(True)
+            self._switch("tuned")
             yield self.tuned
         elif self.separate_base is not None:
             yield self.separate_base
         else:
-            self._set_merged(False)
-            with self.tuned.disable_adapter():
+            self._switch("base")
+            with contextlib.nullcontext() if self.adapter_folded else self.tuned.disable_adapter():
                 yield self.tuned
 
 
@@ -117,20 +128,25 @@ def _can_merge(model, dtype) -> bool:
             and not getattr(model.get_base_model(), "is_quantized", False))
 
 
-def load_run(run: RunFolder, device: Optional[str] = None) -> LoadedRun:
+def load_run(run: RunFolder, device: Optional[str] = None, weights: str = "fp32") -> LoadedRun:
     """Load the tokenizer and the model(s) of a run onto `device` (default: GPU if any, else CPU).
 
     QLoRA adapters are applied to the base in 16/32-bit here rather than 4-bit: the answers are
-    the same up to rounding, and it works on machines without a CUDA GPU.
+    the same up to rounding, and it works on machines without a CUDA GPU. `weights`
+    'fp16' or 'bf16' stores the linear layers in that format for chat (engine.evaluate.chat_weights).
     """
+    from engine.evaluate.chat_weights import convert_for_chat
+
     torch_device = pick_device(device)
     dtype = _dtype_for(torch_device)
     tokenizer = load_run_tokenizer(run)
     if run.is_full:
         tuned = _load_causal_lm(run.tuned_path, torch_device, dtype)
         base = _load_causal_lm(run.base_model_path, torch_device, dtype, vocab_size=len(tokenizer))
-        return LoadedRun(run, tokenizer, tuned, base, torch_device)
-    from peft import PeftModel
+        convert_for_chat(tuned, weights)  # one weight per model: nothing to switch
+        convert_for_chat(base, weights)
+        return LoadedRun(run, tokenizer, tuned, base, torch_device, weight_format=weights)
+    from peft import PeftModel, PeftType
 
     base = _load_causal_lm(run.base_model_path, torch_device, dtype, vocab_size=len(tokenizer))
     try:
@@ -142,6 +158,14 @@ def load_run(run: RunFolder, device: Optional[str] = None) -> LoadedRun:
         raise EvaluationError(f"{run.tuned_path}: the adapter does not fit the base model {run.base_model_path} "
                               f"({str(exc).splitlines()[0]}). Was the base model replaced? Re-run training.") from None
     tuned = tuned.to(torch_device).eval()
+    if weights != "fp32":
+        from peft.tuners.tuners_utils import BaseTunerLayer
+
+        layers = convert_for_chat(tuned, weights)
+        folded = (tuned.peft_config[tuned.active_adapter].peft_type == PeftType.LORA
+                  and not any(isinstance(module, BaseTunerLayer) for module in tuned.modules()))
+        return LoadedRun(run, tokenizer, tuned, None, torch_device, chat_layers=layers, weight_format=weights,
+                         adapter_folded=folded)
     loaded = LoadedRun(run, tokenizer, tuned, None, torch_device, merge_for_speed=_can_merge(tuned, dtype))
     # The first merge is the slow one (0.8 s on the starter model, later switches 0.2 s): do it while
     # loading, so the first tuned answer starts as fast as the next ones.
