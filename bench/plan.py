@@ -29,6 +29,21 @@ LEVERS: dict[str, tuple[str, str]] = {
     "threads (one per core -> 1)": ("training.threads", "1"),
 }
 
+# On a GPU the levers are the GPU ones (issue 15): each run changes one setting from our default.
+# The first three are off by default and switched on here; the ratio reads default / variant.
+GPU_LEVERS: dict[str, tuple[str, str]] = {
+    "paged 8-bit AdamW (default: AdamW)": ("training.optimizer", "paged_adamw_8bit"),
+    "compiled decoder layers (default: off)": ("training.compile", "on"),
+    "Liger fused kernels (default: auto = on when installed)": ("training.fused_kernels", "off"),
+    "no compute on padding (packing)": ("training.packing", "false"),
+    "SDPA attention": ("training.attention", "eager"),
+}
+
+
+def levers_for(mode: str) -> dict[str, tuple[str, str]]:
+    return GPU_LEVERS if mode == "gpu" else LEVERS
+
+
 MODES = {  # per mode: training rows, max length, held-out rows, repeats, chat tokens, inspection rows
     "cpu": {"examples": 32, "max_length": 512, "heldout": 16, "repeats": 2, "chat_tokens": 64, "inspect_rows": 100_000,
             "stop_at_step": 2},
@@ -202,7 +217,7 @@ def _last_round(plan: Plan, args, workdir: Path, runs_dir: Path, tokens: dict, n
         # The levers are measured against our default run, and chat loads the run it leaves.
         runs.append(_training_run(f"ours-{work.method}-1", ours, work, runs_dir, tokens=tokens))
     if "levers" in sections:
-        for name, (key, off) in LEVERS.items():
+        for name, (key, off) in levers_for(plan.mode).items():
             why = missing_setting(key)
             if why:
                 plan.levers_unavailable[name] = why

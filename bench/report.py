@@ -119,11 +119,11 @@ def training_rows(section: str, g: dict, ours_key: str, base_key: str, bf16_key:
 
 def lever_rows(g: dict, plan, default_key: str) -> list[dict]:
     """Each lever's effect: our default run against the same run with only that lever off."""
-    from bench.plan import LEVERS
+    from bench.plan import levers_for
 
     rows = []
     default = g.get(default_key, [])
-    for name, (key, off) in LEVERS.items():
+    for name, (key, off) in levers_for(plan.mode).items():
         if name in plan.levers_unavailable:
             rows.append(row("levers", f"{name}: speed-up ({key}={off} is off)", note=NA + ": "
                             + plan.levers_unavailable[name]))

@@ -126,6 +126,14 @@ class TrainingConfig:
     keep_checkpoints: int = setting(2, "How many recent checkpoints to keep besides the best.", valid=(1, 100))
     seed: int = setting(42, "Seed for initialisation and data order; same seed, same run.", valid=(0, 2**31 - 1))
     threads: int = setting(0, "CPU threads (0: one per physical core).", valid=(0, 1024))
+    optimizer: str = setting("auto", "AdamW, or bitsandbytes' 8-bit AdamW (paged: spills to CPU memory instead "
+                             "of failing). 'auto' takes paged 8-bit on a GPU when over 50M weights are trained.",
+                             choices=("auto", "adamw", "adamw_8bit", "paged_adamw_8bit"))
+    fused_kernels: str = setting("auto", "GPU only: Liger Kernel's fused RMSNorm, RoPE and SwiGLU where the model "
+                                 "family has them (needs the liger-kernel package). Same maths, less memory traffic.",
+                                 choices=("auto", "on", "off"))
+    compile: str = setting("off", "GPU only: compile each decoder layer with torch.compile. Same maths; the "
+                           "first steps are slower while it compiles.", choices=("on", "off"))
 
 
 @dataclass

@@ -13,12 +13,13 @@ from typing import Callable, Optional, Sequence
 
 import torch
 
-from engine.events import CheckpointSaved, EvalMetric, Event, FirstLoss, Progress, TrainMetric
+from engine.events import CheckpointSaved, EvalMetric, Event, FirstLoss, Notice, Progress, TrainMetric
 from engine.train import checkpoint as ckpt
 from engine.train.batching import (IGNORE_INDEX, auto_micro_batch, make_micro_batches, step_examples,
                                    steps_per_epoch)
 from engine.train.distributed import DistContext
 from engine.train.hardware import Hardware
+from engine.train.optimizers import make_optimizer
 from engine.train.rundir import RunFolder
 
 
@@ -83,7 +84,8 @@ class TrainingLoop:
         self.eval_every = t.eval_every or max(1, math.ceil(total_steps / 10))  # about ten per run
         self.save_every = t.save_every or self.eval_every
         self.params = [p for p in model.parameters() if p.requires_grad]
-        self.optimizer = torch.optim.AdamW(self.params, lr=t.lr, weight_decay=t.weight_decay, betas=(0.9, 0.999))
+        self.optimizer = make_optimizer(t.optimizer, self.params, hardware.device, lr=t.lr, weight_decay=t.weight_decay,
+                                        notice=lambda message: emit(Notice(message=message, level="warning")))
         warmup = int(round(t.warmup_ratio * total_steps))
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(self.optimizer, lr_factor(t.scheduler, warmup, total_steps))
         self.scaler = torch.amp.GradScaler(hardware.device.type) if hardware.precision == "fp16" else None

@@ -17,7 +17,7 @@ from engine import config as cfg
 from engine.errors import TunesmithError
 from engine.events import Event, Failed, Finished, Notice, Started
 from engine.train import checkpoint as ckpt
-from engine.train import distributed, hardware
+from engine.train import distributed, hardware, kernels
 from engine.train.batching import steps_per_epoch
 from engine.train.loop import NonFiniteLoss, TrainingLoop
 from engine.train.loss import TokenLoss
@@ -179,6 +179,9 @@ def _run(config, emit, stop, resume_from, data, hw, dist) -> Event:
         emit.attach(folder)
     model = loaded.model
     _maybe_gradient_checkpointing(config, model, hw, emit)
+    warn = lambda message: emit(Notice(message=message, level="warning"))  # noqa: E731
+    kernels.apply_fused_kernels(model, config.training.fused_kernels, hw.device, notice=warn)
+    kernels.compile_decoder_layers(model, config.training.compile, hw.device, notice=warn)
 
     total_steps = total_steps_for(config, len(data.train))
     loss_module = TokenLoss(model, fast=config.training.label_only_logits)
