@@ -42,8 +42,10 @@ def _fbgemm_fp16() -> bool:
 
 
 def _onednn_bf16() -> bool:
+    # Tried rather than looked up: oneDNN can be limited below what the CPU reports (ONEDNN_MAX_CPU_ISA).
     try:
-        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+        torch.ops.mkldnn._reorder_linear_weight(torch.zeros(8, 8, dtype=torch.bfloat16), 1)
+        return bool(torch.ops.mkldnn._is_mkldnn_bf16_supported())
     except (AttributeError, RuntimeError):
         return False
 
