@@ -81,3 +81,25 @@ def test_memory_estimate_matches_cuda_peak_for_a_starter_shaped_model(tmp_path):
     out.write_text(json.dumps(report))
     assert report["result"] == "Finished"
     assert abs(report["error_percent"]) <= 20, report
+
+
+@pytest.mark.parametrize("lever", ["training.optimizer=paged_adamw_8bit", "training.compile=on",
+                                   "training.fused_kernels=on"])
+def test_each_gpu_lever_trains_to_the_same_place(tiny_model_dir, tmp_path, lever):
+    """Issue 15's levers on CUDA: each run finishes without a fallback notice, and its losses stay close to the default's."""
+    from engine.events import Finished, Notice, TrainMetric
+    from engine.train import run_training
+
+    key, value = lever.split("=")
+    losses = {}
+    for name, setting in (("default", None), ("lever", value)):
+        config = _config(tiny_model_dir, _toy(tmp_path / "t.jsonl"), tmp_path / name)
+        if setting:
+            setattr(config.training, key.split(".")[1], setting)
+        events = []
+        result = run_training(config, events.append)
+        assert isinstance(result, Finished), result
+        if setting:
+            assert not [e.message for e in events if isinstance(e, Notice) and "not" in e.message], lever
+        losses[name] = [e.loss for e in events if isinstance(e, TrainMetric)]
+    assert abs(losses["lever"][-1] - losses["default"][-1]) < 0.05 * losses["default"][0], losses
