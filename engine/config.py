@@ -142,7 +142,11 @@ class EvaluationConfig:
     examples: int = setting(20, "Held-out examples answered by base and tuned model.", valid=(0, 10000))
     temperature: float = setting(0.0, "0 answers deterministically (greedy); higher is more varied.",
                                  valid=(0.0, 5.0), typical=(0.0, 1.5))
-    probe: bool = setting(True, "Check general ability on the built-in probe (catastrophic forgetting).")
+    probe: bool = setting(True, "Also ask the short general-knowledge probe questions (answers you can read; "
+                          "graded strictly).")
+    benchmark: str = setting("full", "Check general ability (catastrophic forgetting) on the built-in benchmark: "
+                             "'full' (every question, narrowest intervals), 'quick' (a third of them, about three "
+                             "times faster, wider intervals) or 'off'.", choices=("full", "quick", "off"))
 
 
 @dataclass

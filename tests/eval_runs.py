@@ -96,3 +96,66 @@ def small_probe(folder: Path, items: int = 6) -> Path:
     path = Path(folder) / "small_probe.json"
     path.write_text(json.dumps(data), encoding="utf-8")
     return path
+
+
+_NAMES = ["zorb", "quil", "mave", "tesk", "brom", "plin", "dask", "wert", "gulo", "fip", "yarn", "kesh", "lom",
+          "vank", "sibb", "trov", "noxe", "hald", "prue", "jent", "coba", "mirt", "selk", "ravo"]
+_WORDS = ["apple", "river", "stone", "cloud"]
+
+
+def synthetic_benchmark(folder: Path) -> Path:
+    """A benchmark file in the shipped layout: two tasks of made-up facts a tiny model can be taught."""
+    items = []
+    for k, name in enumerate(_NAMES):
+        task = "colours" if k % 2 else "sounds"
+        question = f"Which word belongs to the {name}?" if task == "colours" else f"What does a {name} say?"
+        items.append({"task": task, "question": question, "choices": _WORDS, "answer": (k * 7) % 4,
+                      "source": f"synthetic:{k}"})
+    data = {"name": "Synthetic", "version": "t1", "digest": "synthetic-1",
+            "tasks": [{"id": "colours", "title": "Colours: made-up facts", "kind": "knowledge", "normalise": "chars",
+                       "licence": "test"},
+                      {"id": "sounds", "title": "Sounds: made-up facts", "kind": "commonsense", "normalise": "none",
+                       "licence": "test"}],
+            "items": items}
+    path = Path(folder) / "synthetic-benchmark.json"
+    path.write_text(json.dumps(data), encoding="utf-8")
+    return path
+
+
+def knowing_model(folder: Path, base_dir: Path, benchmark: Path, steps: int = 60, lr: float = 1e-2) -> Path:
+    """`base_dir` fully fine-tuned on the benchmark's right answers: a base model that knows them.
+
+    One thread: on a busy 2-core machine the tiny steps run about eight times faster than with two.
+    """
+    import torch
+    from transformers import AutoModelForCausalLM
+
+    from engine.data.formats import Example
+    from engine.templates import load_tokenizer, render
+
+    torch.manual_seed(0)
+    tokenizer = load_tokenizer(base_dir)
+    model = AutoModelForCausalLM.from_pretrained(str(base_dir), dtype=torch.float32)
+    items = json.loads(Path(benchmark).read_text(encoding="utf-8"))["items"]
+    rendered = [render(Example(row=k, messages=[{"role": "user", "content": i["question"]},
+                                                {"role": "assistant", "content": i["choices"][i["answer"]]}]),
+                       tokenizer, max_length=64) for k, i in enumerate(items)]
+    width = max(len(r.input_ids) for r in rendered)
+    ids = torch.tensor([r.input_ids + [tokenizer.pad_token_id] * (width - len(r.input_ids)) for r in rendered])
+    labels = torch.tensor([r.labels + [-100] * (width - len(r.labels)) for r in rendered])
+    mask = torch.tensor([[1] * len(r.input_ids) + [0] * (width - len(r.input_ids)) for r in rendered])
+    optimizer = torch.optim.AdamW(model.parameters(), lr=lr)
+    model.train()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for _ in range(steps):
+            model(input_ids=ids, attention_mask=mask, labels=labels).loss.backward()
+            optimizer.step()
+            optimizer.zero_grad()
+    finally:
+        torch.set_num_threads(threads)
+    model.eval()
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    return Path(folder)

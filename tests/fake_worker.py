@@ -135,6 +135,29 @@ def fake_chat_main(run_dir, request_queue, event_queue, stop_event=None) -> None
                 break
 
 
+def _task(task: str, title: str, chance: float, base: float, tuned: float, fell: bool) -> dict:
+    return {"task": task, "title": title, "kind": "knowledge", "items": 60, "chance": chance,
+            "base": {"accuracy": base, "ci": [round(base - 0.12, 3), round(base + 0.11, 3)]},
+            "tuned": {"accuracy": tuned, "ci": [round(tuned - 0.12, 3), round(tuned + 0.11, 3)]},
+            "difference": {"value": round(tuned - base, 3), "ci": [round(tuned - base - 0.1, 3),
+                                                                    round(tuned - base + 0.08, 3)]}, "fell": fell}
+
+
+FAKE_GENERAL_ABILITY = {
+    "benchmark": "Tunesmith general ability v1 (full, 180 questions)", "version": "1", "size": "full", "items": 180,
+    "chance": 0.31, "base": {"accuracy": 0.55, "ci": [0.477, 0.621]}, "tuned": {"accuracy": 0.44, "ci": [0.37, 0.513]},
+    "difference": {"value": -0.111, "ci": [-0.172, -0.05], "gained": 4, "lost": 24},
+    "per_task": [_task("arc_easy", "ARC-Easy: grade-school science", 0.25, 0.6, 0.38, True),
+                 _task("hellaswag", "HellaSwag: how an everyday scene goes on", 0.25, 0.45, 0.4, False),
+                 _task("bb_arithmetic", "BIG-bench arithmetic (one digit)", 0.43, 0.6, 0.55, False)],
+    "verdict": "forgot", "tasks_fell": ["arc_easy"], "kept": 0.8,
+    "headline": "Forgot: general ability fell beyond noise (most on ARC-Easy).",
+    "summary": "Forgot: the tuned model lost general ability, more than chance explains (base 55.0% -> tuned 44.0% "
+               "right on 180 benchmark questions; difference -11.1 points (95% interval -17.2 to -5.0)). It fell on: "
+               "ARC-Easy: grade-school science (-22.0).",
+    "advice": ["Lower the learning rate (training.lr), e.g. halve it."], "method": "log-likelihood"}
+
+
 def fake_eval_main(run_dir, event_queue, stop_event=None, options=None) -> None:
     """Speaks engine.evaluate.worker.eval_main's protocol: progress, then RUN/eval/results.json."""
     event_queue.put(Notice(message="Measuring test loss (base model)..."))
@@ -150,9 +173,12 @@ def fake_eval_main(run_dir, event_queue, stop_event=None, options=None) -> None:
                         "probe_accuracy": 0.8},
                "tuned": {"val_loss": 1.5, "perplexity": 4.48, "exact_match": 0.5, "chrf": 55.0, "rouge_l": 48.0,
                          "probe_accuracy": 0.76},
-               "general_ability_kept": 0.95,
-               "forgetting": {"general_ability_kept": 0.95, "verdict": "General ability kept: 95%. The tuned model "
-                              "still knows what the base model knew."}}
+               "general_ability_kept": 0.8,
+               "general_ability": FAKE_GENERAL_ABILITY}
+    if (options or {}).get("old_layout"):  # a run evaluated before the benchmark existed
+        del results["general_ability"]
+        results["forgetting"] = {"general_ability_kept": 0.95, "verdict": "General ability kept: 95%. The tuned "
+                                 "model still knows what the base model knew."}
     (Path(run_dir) / "eval").mkdir(exist_ok=True)
     (Path(run_dir) / "eval" / "results.json").write_text(json.dumps(results), encoding="utf-8")
     event_queue.put(Finished(run_dir=run_dir, output_path=f"{run_dir}/eval/results.json", reason="completed", step=0))

@@ -1,4 +1,4 @@
-"""Task metrics, the general-ability score, the probe file and the PNG chart: no model needed."""
+"""Task metrics, the probe file and its strict grading, and the PNG chart: no model needed."""
 from __future__ import annotations
 
 import struct
@@ -7,7 +7,7 @@ import zlib
 import pytest
 
 from engine.evaluate import metrics
-from engine.evaluate.probe import ProbeItem, ProbeResult, general_ability_kept, load_probe
+from engine.evaluate.probe import ProbeItem, load_probe
 
 
 def test_exact_match_ignores_case_spacing_and_final_full_stop():
@@ -41,33 +41,22 @@ def test_probe_file_covers_the_promised_skills():
     assert all(item.answers and item.prompt for item in probe.items)
 
 
-def test_probe_answers_match_whole_words_only():
+def test_probe_grading_is_strict():
     item = ProbeItem(category="arithmetic", prompt="2+2?", answers=("4", "four"))
-    assert item.is_right("The answer is 4.") and item.is_right("Four!")
-    assert not item.is_right("14") and not item.is_right("fourteen")
+    assert item.is_right("4") and item.is_right("Four!") and item.is_right("**4**") and item.is_right('"4."')
+    assert not item.is_right("The answer is 4.")  # rambling towards the answer does not count
+    assert not item.is_right("14") and not item.is_right("fourteen") and not item.is_right("44")
+    planet = ProbeItem(category="facts", prompt="Which planet do we live on?", answers=("Earth",),
+                       patterns=(r"(we live on )?(the )?(planet )?earth\b",))
+    assert planet.is_right("Earth.") and planet.is_right("We live on planet Earth.")
+    assert not planet.is_right("Kepler-41B") and not planet.is_right("Mars, not Earth")
     shout = ProbeItem(category="format", prompt="caps", answers=("CAT",), case_sensitive=True)
     assert shout.is_right("CAT") and not shout.is_right("cat")
 
 
-def _result(correct: int, total: int, loss: float) -> ProbeResult:
-    return ProbeResult(correct=correct, total=total, text_loss=loss)
-
-
-def test_general_ability_kept_formula():
-    import math
-
-    same = general_ability_kept(_result(20, 36, 2.0), _result(20, 36, 2.0))
-    assert same["general_ability_kept"] == 1.0 and not same["advice"]
-    # Half the answers and twice the perplexity: (0.5 + 0.5) / 2.
-    worse = general_ability_kept(_result(20, 36, 2.0), _result(10, 36, 2.0 + math.log(2)))
-    assert worse["general_ability_kept"] == pytest.approx(0.5, abs=1e-3)
-    assert "forgot" in worse["verdict"] and any("learning rate" in a for a in worse["advice"])
-    assert any("data.mix_path" in a for a in worse["advice"])
-    # Better than the base is capped at 100%; a base that answered nothing cannot lose answers.
-    better = general_ability_kept(_result(0, 36, 3.0), _result(5, 36, 1.0))
-    assert better["general_ability_kept"] == 1.0
-    slight = general_ability_kept(_result(20, 36, 2.0), _result(18, 36, 2.1))
-    assert 0.8 <= slight["general_ability_kept"] < 0.95 and "a little" in slight["verdict"]
+def test_every_probe_pattern_compiles_and_accepts_its_own_answer():
+    for item in load_probe().items:
+        assert item.is_right(item.answers[0]), item.prompt
 
 
 def _decode_png(data: bytes) -> tuple[int, int, bytes]:

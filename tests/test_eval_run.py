@@ -9,7 +9,8 @@ import threading
 import pytest
 
 from engine.events import Failed, Finished, Notice, Progress
-from tests.eval_runs import CANARY_ANSWER, CANARY_QUESTION, canary_run, overtrained_run, small_probe
+from tests.eval_runs import (CANARY_ANSWER, CANARY_QUESTION, canary_run, overtrained_run, small_probe,
+                             synthetic_benchmark)
 
 
 @pytest.fixture
@@ -25,7 +26,8 @@ def evaluated(tmp_path_factory, tiny_model_dir):
 
     run = shutil.copytree(canary_run(tmp_path_factory, tiny_model_dir), tmp_path_factory.mktemp("evaluated") / "run")
     events = queue.Queue()
-    eval_main(str(run), events, threading.Event(), {"examples": 2, "probe_file": small_probe(run.parent)})
+    eval_main(str(run), events, threading.Event(), {"examples": 2, "probe_file": small_probe(run.parent),
+                                                    "benchmark_file": synthetic_benchmark(run.parent)})
     received = []
     while not events.empty():
         received.append(events.get_nowait())
@@ -58,8 +60,10 @@ def test_results_compare_base_and_tuned(evaluated):
     assert (first["prompt"], first["reference"]) == (CANARY_QUESTION, CANARY_ANSWER)
     assert "pineapple" in first["tuned"] and "pineapple" not in first["base"]
     assert len(results["examples"]) == 2
-    assert 0.9 <= results["general_ability_kept"] <= 1.0
-    assert results["forgetting"]["tuned"]["total"] == len(results["forgetting"]["tuned"]["answers"]) == 6
+    general = results["general_ability"]
+    assert general["items"] == 24 and {"base", "tuned", "difference", "per_task", "verdict"} <= set(general)
+    assert results["general_ability_kept"] == general["kept"]
+    assert results["probe"]["tuned"]["total"] == len(results["probe"]["tuned"]["answers"]) == 6
     assert results["summary"][0].startswith("Test loss: base")
 
 
@@ -69,25 +73,24 @@ def test_report_files_stand_alone(evaluated, tmp_path):
     run, _ = evaluated
     assert (run / "eval" / "loss.png").read_bytes()[:4] == b"\x89PNG"
     page = (run / "eval" / "report.html").read_text(encoding="utf-8")
-    assert "data:image/png;base64," in page and CANARY_QUESTION in page and "General ability kept" in page
+    assert "data:image/png;base64," in page and CANARY_QUESTION in page and "<h2>General ability</h2>" in page
+    assert "class='bar tuned'" in page and "Probe questions (strict grading)" in page
     assert "src='http" not in page and "href=" not in page  # nothing fetched from elsewhere
     markdown = export_report(run, tmp_path / "report.md").read_text(encoding="utf-8")
     assert markdown.startswith("# Evaluation of run")
     assert "| Test loss (lower is better) |" in markdown and "![Loss during training" in markdown
     assert "Measured on 3 test examples that training never saw" in markdown
+    assert "| All tasks |" in markdown and "█" in markdown
     assert f"> {CANARY_ANSWER}" in markdown
 
 
-def test_forgetting_score_drops_when_overtrained(evaluated, tmp_path_factory, tiny_model_dir):
-    from engine.evaluate import evaluate_run, load_results
+def test_overtrained_model_reads_ordinary_text_worse(evaluated, tmp_path_factory, tiny_model_dir):
+    from engine.evaluate import evaluate_run
 
-    light = load_results(evaluated[0])
     run = overtrained_run(tmp_path_factory, tiny_model_dir)
-    heavy = evaluate_run(run, examples=0, probe_file=small_probe(tmp_path_factory.mktemp("probe")))
-    assert heavy["method"] == "full"
-    assert heavy["general_ability_kept"] < light["general_ability_kept"] - 0.2
-    assert heavy["forgetting"]["tuned"]["text_perplexity"] > 2 * heavy["forgetting"]["base"]["text_perplexity"]
-    assert heavy["forgetting"]["advice"] and "forgot" in heavy["forgetting"]["verdict"]
+    heavy = evaluate_run(run, examples=0, benchmark="off", probe_file=small_probe(tmp_path_factory.mktemp("probe")))
+    assert heavy["method"] == "full" and heavy["general_ability"] is None
+    assert heavy["probe"]["tuned"]["text_perplexity"] > 2 * heavy["probe"]["base"]["text_perplexity"]
 
 
 def test_stopping_returns_partial_results_and_saves_nothing(lora_run):
@@ -101,7 +104,7 @@ def test_stopping_returns_partial_results_and_saves_nothing(lora_run):
         if isinstance(event, Progress) and event.step == 2:
             stop.set()
 
-    results = evaluate_run(lora_run, sink=sink, stop=stop, examples=1)
+    results = evaluate_run(lora_run, sink=sink, stop=stop, examples=1, benchmark="off")
     assert results["stopped"] is True
     assert not (lora_run / "eval" / "results.json").exists()
     assert sum(isinstance(e, Progress) for e in seen) < 10
@@ -110,10 +113,17 @@ def test_stopping_returns_partial_results_and_saves_nothing(lora_run):
 def test_cli_eval_json(lora_run, capsys):
     from engine.cli import main
 
-    assert main(["eval", str(lora_run), "--json", "--examples", "1", "--no-probe", "--max-new-tokens", "8"]) == 0
+    assert main(["eval", str(lora_run), "--json", "--examples", "1", "--no-probe", "--max-new-tokens", "8",
+                 "--benchmark", "quick"]) == 0
     data = json.loads(capsys.readouterr().out)
     assert set(data["base"]) >= {"val_loss", "perplexity"} and set(data["tuned"]) >= {"val_loss", "perplexity"}
-    assert data["general_ability_kept"] is None  # --no-probe
+    general = data["general_ability"]
+    assert general["size"] == "quick" and general["items"] == sum(t["items"] for t in general["per_task"])
+    for block in (general["base"], general["tuned"]):
+        assert block["ci"][0] <= block["accuracy"] <= block["ci"][1]
+    assert general["difference"]["ci"][0] <= general["difference"]["value"] <= general["difference"]["ci"][1]
+    assert general["verdict"] in ("forgot", "no measurable change", "improved")
+    assert data["general_ability_kept"] == general["kept"] <= 1.0 and data["probe"] is None  # --no-probe
     assert len(data["examples"]) == 1 and {"prompt", "reference", "base", "tuned"} <= set(data["examples"][0])
     assert (lora_run / "eval" / "results.json").is_file()
 
@@ -122,7 +132,8 @@ def test_cli_eval_table_and_report(lora_run, capsys, tmp_path):
     from engine.cli import main
 
     report = tmp_path / "out.html"
-    assert main(["eval", str(lora_run), "--examples", "0", "--no-probe", "--report", str(report)]) == 0
+    assert main(["eval", str(lora_run), "--examples", "0", "--no-probe", "--benchmark", "off",
+                 "--report", str(report)]) == 0
     out = capsys.readouterr().out
     assert "Test loss" in out and "Saved in" in out
     assert report.read_text(encoding="utf-8").startswith("<!doctype html>")
@@ -156,9 +167,10 @@ def test_run_without_held_out_data_still_compares_the_probe(lora_run, tmp_path):
 
     (lora_run / "val.jsonl").unlink()
     (lora_run / "test.jsonl").unlink()
-    results = evaluate_run(lora_run, examples=3, probe_file=small_probe(tmp_path, items=2))
+    results = evaluate_run(lora_run, examples=3, probe_file=small_probe(tmp_path, items=2),
+                           benchmark_file=synthetic_benchmark(tmp_path))
     assert results["base"]["val_loss"] is None and results["examples"] == []
-    assert results["general_ability_kept"] is not None
+    assert results["general_ability_kept"] is not None and results["probe"]["base"]["total"] == 2
     assert (lora_run / "eval" / "report.html").is_file()
 
 

@@ -37,7 +37,7 @@ def run_dir(tunesmith_home) -> Path:
 def view(qapp, qtbot, run_dir):
     widget = EvaluationView(Controller(), chat_target="tests.fake_worker:fake_chat_main",
                             eval_target="tests.fake_worker:fake_eval_main")
-    widget.resize(1180, 820)
+    widget.resize(1280, 800)
     qtbot.addWidget(widget)
     style.apply(qapp)  # the window's own look, so the screenshots show what users see
     widget.show()
@@ -128,12 +128,33 @@ def test_run_evaluation_shows_progress_then_the_before_after_numbers(qtbot, view
     assert panel.cells["val_loss"][1].text() == "1.500  (better)"
     assert panel.cells["exact_match"][1].text() == "50%  (better)"
     assert panel.cells["probe_accuracy"][1].text() == "76%  (worse)"
-    assert panel.verdict.isVisible() and "General ability kept: 95%" in panel.verdict.text()
+    assert panel.verdict.isVisible() and panel.verdict.text().startswith("Forgot:") and "ARC-Easy" in panel.verdict.text()
+    assert "55.0% (47.7-62.1)" in panel.general_numbers.text() and "-11.1 points (-17.2 to -5.0)" in \
+        panel.general_numbers.text()
+    assert [row["task"] for row in panel.bars.rows] == ["arc_easy", "hellaswag", "bb_arithmetic"]
+    assert panel.bars.isVisible() and panel.bars.height() >= 3 * 30
     assert panel.row_labels["val_loss"].text() == "Test loss"
     assert "Measured on 4 test examples that training never saw" in panel.status.text()
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     qtbot.wait(50)  # let the layout take in the new texts, as it would on screen
     view.grab().save(str(SCREENSHOTS / "evaluation-results.png"))
+
+
+def test_runs_evaluated_before_the_benchmark_still_show_their_verdict(qtbot, view, run_dir):
+    open_and_wait(qtbot, view, run_dir)
+    panel = view.before_after
+    with qtbot.waitSignal(panel.evaluationFinished, timeout=20000):
+        panel.start_evaluation({"old_layout": True})
+    assert "General ability kept: 95%" in panel.verdict.text() and not panel.bars.isVisible()
+
+
+def test_the_general_ability_check_size_reaches_the_worker(qtbot, view, run_dir):
+    open_and_wait(qtbot, view, run_dir)
+    panel = view.before_after
+    panel.benchmark_choice.setCurrentIndex(panel.benchmark_choice.findData("quick"))
+    with qtbot.waitSignal(panel.evaluationFinished, timeout=20000):
+        panel.start_evaluation()
+    assert panel.last_options["benchmark"] == "quick"
 
 
 def test_a_run_without_a_model_cannot_chat_and_says_so(qtbot, tunesmith_home):

@@ -1,4 +1,4 @@
-"""`tunesmith-cli eval RUN_DIR [--json] [--examples N] [--report FILE]`: base versus tuned on held-out data.
+"""`tunesmith-cli eval RUN_DIR [--json] [--benchmark quick|full|off] [--report FILE]`: base versus tuned.
 
 Prints the comparison (or the full results as JSON), saves it in RUN/eval/, and can write a
 self-contained HTML or Markdown report.
@@ -16,8 +16,12 @@ def register(sub) -> None:
     parser.add_argument("--examples", type=int, metavar="N",
                         help="Held-out questions answered by both models (default: evaluation.examples in run.yaml).")
     parser.add_argument("--max-new-tokens", type=int, metavar="N", help="Longest answer per question, in tokens.")
-    parser.add_argument("--no-probe", action="store_true",
-                        help="Skip the general-ability check (faster; no 'general ability kept' score).")
+    parser.add_argument("--benchmark", choices=("full", "quick", "off"),
+                        help="General-ability check on the built-in benchmark: full (default: evaluation.benchmark "
+                             "in run.yaml), quick (a third of the questions, wider intervals) or off.")
+    parser.add_argument("--no-cache", action="store_true",
+                        help="Score the base model on the benchmark again instead of reusing its cached scores.")
+    parser.add_argument("--no-probe", action="store_true", help="Skip the short probe questions.")
     parser.add_argument("--report", metavar="FILE",
                         help="Also write a report to FILE: .html (default) or .md, one self-contained file.")
     parser.set_defaults(func=run)
@@ -41,7 +45,7 @@ def _print_table(results: dict) -> None:
     from rich.console import Console
     from rich.table import Table
 
-    from engine.evaluate.report import comparison_rows, heldout_line
+    from engine.evaluate.report import comparison_rows, difference_text, heldout_line, percent, with_interval
 
     console = Console()
     console.print(heldout_line(results), markup=False)
@@ -51,11 +55,19 @@ def _print_table(results: dict) -> None:
     for name, base, tuned in comparison_rows(results):
         table.add_row(name, base, tuned)
     console.print(table)
-    forgetting = results.get("forgetting")
-    if forgetting and forgetting["advice"]:
-        console.print("To keep more of the general ability:")
-        for advice in forgetting["advice"]:
-            console.print(f"  - {advice}", markup=False)
+    general = results.get("general_ability")
+    if general:
+        tasks = Table("General ability: task", "chance", "base", "tuned", "difference (95% interval)")
+        for row in general["per_task"]:
+            tasks.add_row(row["title"], percent(row["chance"]), with_interval(row["base"]), with_interval(row["tuned"]),
+                          difference_text(row["difference"]) + ("  fell" if row["fell"] else ""))
+        tasks.add_row("All tasks", percent(general["chance"]), with_interval(general["base"]),
+                      with_interval(general["tuned"]), difference_text(general["difference"]))
+        console.print(tasks)
+        if general["advice"]:
+            console.print("To keep more of the general ability:")
+            for advice in general["advice"]:
+                console.print(f"  - {advice}", markup=False)
     console.print(f"Saved in {results['run_dir']}/eval/ (results.json, report.html).", markup=False)
 
 
@@ -71,7 +83,8 @@ def run(args) -> int:
 
     quiet_loading()
     results = evaluate_run(args.run_dir, sink=_progress_printer(), examples=args.examples,
-                           max_new_tokens=args.max_new_tokens, probe=False if args.no_probe else None)
+                           max_new_tokens=args.max_new_tokens, probe=False if args.no_probe else None,
+                           benchmark=args.benchmark, use_cache=not args.no_cache)
     print(file=sys.stderr)
     report = export_report(args.run_dir, args.report) if args.report else None
     if args.json:

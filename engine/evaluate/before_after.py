@@ -2,9 +2,10 @@
 
 `evaluate_run` measures, for base and tuned alike: loss and perplexity on the run's held-out
 examples (answer tokens only, rendered exactly as in training); answers to the first N held-out
-questions with exact match, chrF and ROUGE-L against the reference; and the
-general-ability probe (engine.evaluate.probe). Results go to RUN/eval/results.json (read back by
-`load_results`) with a self-contained RUN/eval/report.html beside it.
+questions with exact match, chrF and ROUGE-L against the reference; general ability on the
+built-in benchmark (engine.evaluate.general_ability: the forgetting verdict, with intervals); and the
+short probe questions whose answers a person can read (engine.evaluate.probe). Results go to
+RUN/eval/results.json (read back by `load_results`) with a self-contained RUN/eval/report.html beside it.
 
 The held-out examples are the run's test rows (RUN/test.jsonl), which neither training nor the
 choice of the best step ever saw. Runs without test rows (made before the test split, or with the
@@ -66,7 +67,7 @@ def _stopped(stop: Any) -> bool:
 
 
 def _settings(run: RunFolder, examples: Optional[int], max_new_tokens: Optional[int]):
-    """Generation settings and example count from run.yaml's evaluation section, overridden by the caller."""
+    """Generation settings, example count and the evaluation section of run.yaml (for the caller's overrides)."""
     from engine.config import EvaluationConfig
     from engine.evaluate.settings import GenerationSettings
 
@@ -75,7 +76,7 @@ def _settings(run: RunFolder, examples: Optional[int], max_new_tokens: Optional[
     settings = GenerationSettings(max_new_tokens=max_new_tokens or evaluation.max_new_tokens,
                                   temperature=evaluation.temperature, repetition_penalty=1.0)
     count = evaluation.examples if examples is None else examples
-    return settings, max(0, count), evaluation.probe
+    return settings, max(0, count), evaluation
 
 
 def _summary_lines(results: dict) -> list[str]:
@@ -97,30 +98,40 @@ def _summary_lines(results: dict) -> list[str]:
     note = (results.get("answers") or {}).get("note")
     if note:
         lines.append(note)
-    forgetting = results.get("forgetting")
-    if forgetting:
-        lines.append(forgetting["verdict"])
+    general = results.get("general_ability")
+    if general:
+        lines.append(general["summary"])
+    probe = results.get("probe")
+    if probe:
+        lines.append(f"Probe questions answered right (strict grading): base {100 * probe['base']['accuracy']:.0f}% "
+                     f"-> tuned {100 * probe['tuned']['accuracy']:.0f}% of {probe['base']['total']}.")
     return lines
 
 
 def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, examples: Optional[int] = None,
                  max_new_tokens: Optional[int] = None, probe: Optional[bool] = None, probe_file=None,
+                 benchmark: Optional[str] = None, benchmark_file=None, use_cache: bool = True,
                  device: Optional[str] = None) -> dict[str, Any]:
     """Compare base and tuned on a finished run; return the results dict and save it in RUN/eval/.
 
     `sink` receives Notice (phase) and Progress events; setting `stop` ends early, and then the
     partial results are returned with "stopped": true and nothing is saved. `examples`,
-    `max_new_tokens` and `probe` (on/off) override run.yaml's evaluation section; `probe_file` replaces
-    the built-in general-ability probe with another file of the same layout.
+    `max_new_tokens`, `probe` (on/off) and `benchmark` ("full", "quick" or "off") override run.yaml's
+    evaluation section; `probe_file` and `benchmark_file` replace the built-in probe and benchmark
+    with other files of the same layout; `use_cache=False` scores the base model again.
     """
     from engine.evaluate import metrics
+    from engine.evaluate.benchmark import load_benchmark
     from engine.evaluate.generate import generate_batch
+    from engine.evaluate.general_ability import measure
     from engine.evaluate.loss import perplexity, token_weighted_loss
-    from engine.evaluate.probe import general_ability_kept, load_probe, run_probe
+    from engine.evaluate.probe import load_probe, run_probe
+
     started = time.time()
     run = open_run(run_dir)
-    settings, count, use_probe = _settings(run, examples, max_new_tokens)
-    use_probe = use_probe if probe is None else probe
+    settings, count, evaluation = _settings(run, examples, max_new_tokens)
+    use_probe = evaluation.probe if probe is None else probe
+    size = evaluation.benchmark if benchmark is None else benchmark
     if sink:
         sink(Notice(message=f"Loading the model of {run.path.name}..."))
     loaded = load_run(run, device)
@@ -131,16 +142,25 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
     questions = held_out_examples(run)[:count]
     scoring = answer_scoring(run, heldout.rows, questions)
     probe_set = load_probe(probe_file) if use_probe else None
+    suite = load_benchmark(benchmark_file).sized(size) if size != "off" else None
     per_side = len(val) + len(questions) + (len(probe_set.items) if probe_set else 0)
-    tracker = _Tracker(sink, 2 * per_side)
+    tracker = _Tracker(sink, 2 * per_side + (2 * len(suite.items) if suite else 0))
 
     results: dict[str, Any] = {
         "run_dir": str(run.path), "method": run.method, "base_model_path": str(run.base_model_path),
         "device": str(loaded.device), "heldout": heldout.to_dict(),
         "val_examples": len(val),  # the number of held-out rows measured, whichever part they are (kept for readers)
         "settings": settings.to_dict(), "answers": scoring,
-        "base": {}, "tuned": {}, "examples": [], "general_ability_kept": None, "forgetting": None,
+        "base": {}, "tuned": {}, "examples": [], "general_ability": None, "general_ability_kept": None,
+        "probe": None,
     }
+    if suite is not None:
+        tracker.say(f"Checking general ability on {len(suite.items)} benchmark questions (base model from the "
+                    "cache where it was scored before)...")
+        comparison = measure(loaded, suite, use_cache=use_cache, on_item=tracker.step, stop=stop)
+        if comparison is not None:
+            results["general_ability"] = comparison.to_dict()
+            results["general_ability_kept"] = results["general_ability"]["kept"]
     answers: dict[str, list[str]] = {}
     probes = {}
     for side in SIDES:
@@ -157,7 +177,7 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
             if scoring["first_line_only"]:
                 answers[side] = [first_line(answer) for answer in answers[side]]
         if probe_set and not _stopped(stop):
-            tracker.say(f"Checking general ability on the probe ({side} model)...")
+            tracker.say(f"Asking the probe questions ({side} model)...")
             probes[side] = run_probe(loaded, side, probe_set, on_item=tracker.step, stop=stop)
 
     answered = min(len(answers.get("base", [])), len(answers.get("tuned", [])))
@@ -172,10 +192,8 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
             "reference": question.reference, "base": answers["base"][index], "tuned": answers["tuned"][index],
             "scores": {side: metrics.score_answer(answers[side][index], question.reference) for side in SIDES}})
     if len(probes) == 2 and not _stopped(stop):
-        forgetting = general_ability_kept(probes["base"], probes["tuned"])
-        forgetting.update(base=probes["base"].to_dict(), tuned=probes["tuned"].to_dict())
-        results["forgetting"] = forgetting
-        results["general_ability_kept"] = forgetting["general_ability_kept"]
+        results["probe"] = {"base": probes["base"].to_dict(), "tuned": probes["tuned"].to_dict(),
+                            "grading": probe_set.grading}
     results["summary"] = _summary_lines(results)
     results["seconds"] = round(time.time() - started, 1)
     results["created"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))

@@ -1,15 +1,13 @@
-"""The general-ability probe: did fine-tuning make the model forget what it knew (catastrophic forgetting)?
+"""The probe: a few dozen short questions with known answers, asked of base and tuned alike.
 
-The probe (resources/general_probe.json) is a few dozen short questions with known answers
-(arithmetic, capitals, opposites, spelling, simple facts, following a format) and a neutral
-paragraph. Base and tuned model answer the same questions, greedily, in the run's chat layout.
-
-    general ability kept = ( answer ratio + perplexity ratio ) / 2            (0..1, shown as %)
-    answer ratio         = min(1, tuned accuracy / base accuracy)   (1 when the base got none right)
-    perplexity ratio     = min(1, base perplexity / tuned perplexity)   on the neutral paragraph
-
-So 100% means the tuned model answers the probe at least as well as the base and reads ordinary
-text at least as easily; each half falls in proportion to the loss.
+A human-readable companion to the benchmark (engine.evaluate.general_ability), which gives the
+forgetting verdict: here a person can read what each model actually answers (arithmetic,
+capitals, opposites, spelling, simple facts, following a format), greedily, in the run's chat
+layout, and each answer is graded strictly: right only when the reply starts with an accepted
+answer as a whole word (after opening quotes or markdown), or matches one of the item's stated
+patterns from its first character. "Kepler-41B" for "Which planet do we live on?" is wrong, and so
+is "The opposite of hot is cold... or warm": a reply that rambles towards the answer does not count.
+The perplexity of a neutral paragraph is measured too.
 """
 from __future__ import annotations
 
@@ -27,15 +25,9 @@ def builtin_probe_file() -> Path:
     return Path(str(files("resources") / "general_probe.json"))
 
 
-KEPT_WELL = 0.95  # at or above: no meaningful loss
-KEPT_SOME = 0.80  # at or above: some loss; below: the model forgot a lot
-
-ADVICE = (
-    "Lower the learning rate (training.lr), e.g. halve it.",
-    "Train for fewer epochs (training.epochs), or keep early stopping on.",
-    "Use a smaller LoRA rank (method.lora_r), or LoRA instead of full fine-tuning.",
-    "Mix general-purpose data back in (data.mix_path with data.mix_ratio around 0.1 to 0.3).",
-)
+GRADING = ("right when the reply starts with an accepted answer as a whole word (after opening quotes or "
+           "markdown), or matches one of the item's patterns from its first character")
+_LEADING = re.compile(r"^[\s\"'*_`>#:-]+")
 
 
 @dataclass(frozen=True)
@@ -44,11 +36,15 @@ class ProbeItem:
     prompt: str
     answers: tuple
     case_sensitive: bool = False
+    patterns: tuple = ()  # regular expressions matched from the reply's first character
 
     def is_right(self, reply: str) -> bool:
-        """Whether one of the accepted answers appears in the reply as a whole word or phrase."""
+        """Strict grading (see the module docstring): the reply starts with an answer, or matches a pattern."""
         flags = 0 if self.case_sensitive else re.IGNORECASE
-        return any(re.search(rf"(?<!\w){re.escape(answer)}(?!\w)", reply, flags) for answer in self.answers)
+        text = _LEADING.sub("", reply)
+        if any(re.match(rf"{re.escape(answer)}(?!\w)", text, flags) for answer in self.answers):
+            return True
+        return any(re.match(pattern, text, flags) for pattern in self.patterns)
 
 
 @dataclass(frozen=True)
@@ -57,6 +53,7 @@ class Probe:
     text: str
     max_new_tokens: int = 24
     source: str = ""
+    grading: str = GRADING
 
 
 def load_probe(path=None) -> Probe:
@@ -67,10 +64,14 @@ def load_probe(path=None) -> Probe:
     try:
         data = json.loads(path.read_text(encoding="utf-8"))
         items = tuple(ProbeItem(category=i.get("category", ""), prompt=i["prompt"], answers=tuple(i["answers"]),
-                                case_sensitive=bool(i.get("case_sensitive", False))) for i in data["items"])
+                                case_sensitive=bool(i.get("case_sensitive", False)),
+                                patterns=tuple(i.get("patterns", ()))) for i in data["items"])
+        for item in items:
+            for pattern in item.patterns:
+                re.compile(pattern)
     except OSError as exc:
         raise EvaluationError(f"{path}: the probe file cannot be read ({exc.strerror}).") from None
-    except (ValueError, KeyError, TypeError, AttributeError):
+    except (ValueError, KeyError, TypeError, AttributeError, re.error):
         raise EvaluationError(f"{path}: not a probe file. It must be JSON with 'items' (each with 'prompt' and "
                               "'answers') and an optional 'text'; see resources/general_probe.json.") from None
     return Probe(items=items, text=data.get("text", ""), max_new_tokens=int(data.get("max_new_tokens", 24)),
@@ -128,30 +129,3 @@ def run_probe(loaded, side: str, probe: Probe, on_item: Optional[Callable[[], No
         if probe.text and not (stop is not None and stop.is_set()):
             result.text_loss = text_loss(model, loaded.tokenizer, probe.text)
     return result
-
-
-def general_ability_kept(base: ProbeResult, tuned: ProbeResult) -> dict[str, Any]:
-    """The score in the module docstring, with its two halves, a plain-words verdict and what to try."""
-    answer_ratio = 1.0 if base.accuracy == 0 else min(1.0, tuned.accuracy / base.accuracy)
-    base_ppl, tuned_ppl = base.text_perplexity, tuned.text_perplexity
-    if base_ppl and tuned_ppl:
-        perplexity_ratio = min(1.0, base_ppl / tuned_ppl)
-        kept = (answer_ratio + perplexity_ratio) / 2
-    else:  # the paragraph was not read (stopped early): the answers alone decide
-        perplexity_ratio, kept = None, answer_ratio
-    percent = round(100 * kept)
-    if kept >= KEPT_WELL:
-        verdict, advice = f"General ability kept: {percent}%. The tuned model still knows what the base model knew.", []
-    elif kept >= KEPT_SOME:
-        verdict = (f"General ability kept: {percent}%. The tuned model lost a little of its general knowledge; "
-                   "fine if it only has to do your task, otherwise try the suggestions below.")
-        advice = list(ADVICE)
-    else:
-        verdict = (f"General ability kept: {percent}%. The tuned model forgot much of what it knew "
-                   "(catastrophic forgetting): it may now answer everything like your training data.")
-        advice = list(ADVICE)
-    return {"general_ability_kept": round(kept, 4), "answer_ratio": round(answer_ratio, 4),
-            "perplexity_ratio": None if perplexity_ratio is None else round(perplexity_ratio, 4),
-            "verdict": verdict, "advice": advice,
-            "formula": "mean of min(1, tuned probe accuracy / base probe accuracy) and "
-                       "min(1, base perplexity / tuned perplexity) on a neutral paragraph"}

@@ -56,6 +56,38 @@ def heldout_line(results: dict) -> str:
         "Those also chose the best step and when to stop, so they flatter the tuned model a little."))
 
 
+def percent(value) -> str:
+    """An accuracy (0..1) as a percentage with one decimal."""
+    return "n/a" if value is None else f"{100 * value:.1f}%"
+
+
+def with_interval(block: dict) -> str:
+    """{"accuracy", "ci"} as "61.7% (55.4-67.6)"."""
+    low, high = block["ci"]
+    return f"{percent(block['accuracy'])} ({100 * low:.1f}-{100 * high:.1f})"
+
+
+def difference_text(block: dict) -> str:
+    """{"value", "ci"} in percentage points, e.g. "-4.2 points (-7.5 to -1.1)"."""
+    low, high = block["ci"]
+    return f"{100 * block['value']:+.1f} points ({100 * low:+.1f} to {100 * high:+.1f})"
+
+
+def general_rows(general: dict) -> list[tuple[str, str, str, str, str]]:
+    """(task, chance, base, tuned, difference) per task and for all tasks, formatted for a table."""
+    rows = [(row["title"], percent(row["chance"]), with_interval(row["base"]), with_interval(row["tuned"]),
+             difference_text(row["difference"]) + (" (fell)" if row["fell"] else ""))
+            for row in general["per_task"]]
+    rows.append(("All tasks", percent(general["chance"]), with_interval(general["base"]), with_interval(general["tuned"]),
+                 difference_text(general["difference"])))
+    return rows
+
+
+def _bar(value: float, width: int = 20) -> str:
+    filled = round(max(0.0, min(1.0, value)) * width)
+    return "█" * filled + "░" * (width - filled)
+
+
 def comparison_rows(results: dict) -> list[tuple[str, str, str]]:
     """(measure, base, tuned) rows, formatted for a table."""
     base, tuned = results["base"], results["tuned"]
@@ -65,8 +97,12 @@ def comparison_rows(results: dict) -> list[tuple[str, str, str]]:
             ("Exact match", _percent(base.get("exact_match")), _percent(tuned.get("exact_match"))),
             ("chrF (0-100)", _number(base.get("chrf"), 1), _number(tuned.get("chrf"), 1)),
             ("ROUGE-L (0-100)", _number(base.get("rouge_l"), 1), _number(tuned.get("rouge_l"), 1))]
+    general = results.get("general_ability")
+    if general:
+        rows.append((f"General ability ({general['items']} benchmark questions)", with_interval(general["base"]),
+                     with_interval(general["tuned"])))
     if "probe_accuracy" in base:
-        rows.append(("General probe answered right", _percent(base.get("probe_accuracy")),
+        rows.append(("Probe questions answered right (strict)", _percent(base.get("probe_accuracy")),
                      _percent(tuned.get("probe_accuracy"))))
     return rows
 
@@ -87,11 +123,7 @@ def to_markdown(results: dict, png: Optional[bytes], run: RunFolder) -> str:
     lines += [f"- {line}" for line in results.get("summary", [])]
     lines += ["", "| | base | tuned |", "|---|---|---|"]
     lines += [f"| {name} | {b} | {t} |" for name, b, t in comparison_rows(results)]
-    forgetting = results.get("forgetting")
-    if forgetting:
-        lines += ["", "## General ability", "", forgetting["verdict"], "",
-                  f"Score: {forgetting['formula']}."]
-        lines += [f"- {advice}" for advice in forgetting["advice"]]
+    lines += _general_markdown(results)
     if png:
         lines += ["", "## Training curves", "", f"![{_chart_caption()}](data:image/png;base64,"
                   f"{base64.b64encode(png).decode('ascii')})", "", _chart_caption()]
@@ -105,10 +137,87 @@ def to_markdown(results: dict, png: Optional[bytes], run: RunFolder) -> str:
     return "\n".join(lines).rstrip() + "\n"
 
 
+def _old_verdict(results: dict) -> list[str]:
+    """Runs evaluated before the benchmark existed kept the probe's verdict under "forgetting"."""
+    forgetting = results.get("forgetting")
+    return [forgetting["verdict"]] if forgetting and forgetting.get("verdict") else []
+
+
+def _general_markdown(results: dict) -> list[str]:
+    general = results.get("general_ability")
+    if not general:
+        return ["", "## General ability", ""] + _old_verdict(results) if _old_verdict(results) else []
+    lines = ["", "## General ability", "", general["summary"], "", f"Benchmark: {general['benchmark']}. "
+             f"{general['method']}", "", "| task | chance | base | tuned | difference |", "|---|---|---|---|---|"]
+    lines += [f"| {' | '.join(row)} |" for row in general_rows(general)]
+    lines += ["", "```"]
+    for row in general["per_task"]:
+        lines += [f"{row['title'][:34]:34s} base  {_bar(row['base']['accuracy'])} {percent(row['base']['accuracy'])}",
+                  f"{'':34s} tuned {_bar(row['tuned']['accuracy'])} {percent(row['tuned']['accuracy'])}"]
+    lines += ["```"]
+    lines += [f"- {advice}" for advice in general["advice"]]
+    probe = results.get("probe")
+    if probe:
+        lines += ["", "### Probe questions (strict grading)", "", f"Graded {probe['grading']}.", "",
+                  "| question | base | tuned |", "|---|---|---|"]
+        for b, t in zip(probe["base"]["answers"], probe["tuned"]["answers"]):
+            lines.append(f"| {b['prompt']} | {_mark(b)} {_cell(b['reply'])} | {_mark(t)} {_cell(t['reply'])} |")
+    return lines
+
+
+def _mark(answer: dict) -> str:
+    return "✔" if answer["right"] else "✘"
+
+
+def _cell(text: str) -> str:
+    return " ".join(str(text).split()).replace("|", "\\|")[:80]
+
+
+def _general_html(results: dict) -> list[str]:
+    e = html.escape
+    general = results.get("general_ability")
+    if not general:
+        old = _old_verdict(results)
+        return ["<h2>General ability</h2>", f"<p>{e(old[0])}</p>"] if old else []
+    parts = ["<h2>General ability</h2>", f"<p><b>{e(general['summary'])}</b></p>",
+             f"<p><small>Benchmark: {e(general['benchmark'])}. {e(general['method'])}</small></p>",
+             "<table><tr><th>task</th><th>chance</th><th>base</th><th>tuned</th><th>difference</th></tr>"
+             + "".join("<tr>" + "".join(f"<td>{e(cell)}</td>" for cell in row) + "</tr>" for row in general_rows(general))
+             + "</table>", "<div class='bars'>"]
+    for row in general["per_task"]:
+        parts.append(f"<div class='task'>{e(row['title'])}</div><div>")
+        for side in ("base", "tuned"):
+            block = row[side]
+            low, high = block["ci"]
+            parts.append(f"<div class='bar {side}'><span style='width:{100 * block['accuracy']:.1f}%'></span>"
+                         f"<i style='left:{100 * low:.1f}%;width:{100 * (high - low):.1f}%'></i>"
+                         f"<b style='left:{100 * row['chance']:.1f}%'></b><em>{side} {percent(block['accuracy'])}</em></div>")
+        parts.append("</div>")
+    parts.append("</div><p><small>Bars: share of questions answered right (blue: base, orange: tuned); the thin "
+                 "line is the 95% interval, the grey mark the chance level.</small></p>")
+    if general["advice"]:
+        parts.append("<ul>" + "".join(f"<li>{e(a)}</li>" for a in general["advice"]) + "</ul>")
+    probe = results.get("probe")
+    if probe:
+        parts += ["<h3>Probe questions (strict grading)</h3>", f"<p><small>Graded {e(probe['grading'])}.</small></p>",
+                  "<table><tr><th>question</th><th>base</th><th>tuned</th></tr>"]
+        for b, t in zip(probe["base"]["answers"], probe["tuned"]["answers"]):
+            parts.append(f"<tr><td>{e(b['prompt'])}</td><td>{_mark(b)} {e(_cell(b['reply']))}</td>"
+                         f"<td>{_mark(t)} {e(_cell(t['reply']))}</td></tr>")
+        parts.append("</table>")
+    return parts
+
+
 _STYLE = ("body{font-family:system-ui,sans-serif;max-width:60rem;margin:2rem auto;padding:0 1rem;color:#222}"
           "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3rem .7rem;text-align:left}"
           ".ex{display:grid;grid-template-columns:8rem 1fr;gap:.3rem 1rem;margin-bottom:1.5rem}"
-          ".ex div{white-space:pre-wrap}.label{font-weight:600;color:#555}")
+          ".ex div{white-space:pre-wrap}.label{font-weight:600;color:#555}"
+          ".bars{display:grid;grid-template-columns:16rem 1fr;gap:.4rem 1rem;align-items:center;margin:1rem 0}"
+          ".bar{position:relative;height:1.1rem;background:#f1f1f1;margin:2px 0}"
+          ".bar span{position:absolute;left:0;top:0;bottom:0}.bar.base span{background:#1f77b4}"
+          ".bar.tuned span{background:#e67814}.bar i{position:absolute;top:45%;height:2px;background:#222}"
+          ".bar b{position:absolute;top:0;bottom:0;width:2px;background:#888}"
+          ".bar em{position:absolute;left:.3rem;top:0;font-size:.75rem;font-style:normal;color:#fff}")
 
 
 def to_html(results: dict, png: Optional[bytes], run: RunFolder) -> str:
@@ -124,12 +233,7 @@ def to_html(results: dict, png: Optional[bytes], run: RunFolder) -> str:
              + "".join(f"<tr><td>{e(name)}</td><td>{e(base)}</td><td>{e(tuned)}</td></tr>"
                        for name, base, tuned in comparison_rows(results))
              + "</table>"]
-    forgetting = results.get("forgetting")
-    if forgetting:
-        parts += ["<h2>General ability</h2>", f"<p>{e(forgetting['verdict'])}</p>",
-                  f"<p><small>Score: {e(forgetting['formula'])}.</small></p>"]
-        if forgetting["advice"]:
-            parts.append("<ul>" + "".join(f"<li>{e(a)}</li>" for a in forgetting["advice"]) + "</ul>")
+    parts += _general_html(results)
     if png:
         parts += ["<h2>Training curves</h2>", f"<img alt='{e(_chart_caption())}' "
                   f"src='data:image/png;base64,{base64.b64encode(png).decode('ascii')}'>",

@@ -11,8 +11,8 @@ from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QCoreApplication, Qt, Signal
-from PySide6.QtWidgets import (QComboBox, QHBoxLayout, QPlainTextEdit, QPushButton, QSplitter, QVBoxLayout,
-                               QWidget)
+from PySide6.QtWidgets import (QComboBox, QFrame, QHBoxLayout, QPlainTextEdit, QPushButton, QScrollArea,
+                               QSplitter, QVBoxLayout, QWidget)
 
 from engine.evaluate.heldout import HeldOutExample, split_example
 from engine.evaluate.runfolder import EvaluationError, read_heldout
@@ -127,8 +127,14 @@ class EvaluationView(QWidget):
         side_widget = QWidget()
         side_widget.setLayout(side)
         side.setContentsMargins(0, 0, 0, 0)
-        side_widget.setFixedWidth(380)
-        body.addWidget(side_widget)
+        # The side column scrolls rather than squeezing its cards when the numbers need more room.
+        side_scroll = QScrollArea()
+        side_scroll.setWidget(side_widget)
+        side_scroll.setWidgetResizable(True)
+        side_scroll.setFrameShape(QFrame.Shape.NoFrame)
+        side_scroll.setHorizontalScrollBarPolicy(Qt.ScrollBarPolicy.ScrollBarAlwaysOff)
+        side_scroll.setFixedWidth(396)
+        body.addWidget(side_scroll)
         root.addLayout(body, 1)
         self._update_buttons()
 

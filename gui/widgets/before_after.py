@@ -7,18 +7,28 @@ from __future__ import annotations
 
 from typing import Any, Optional
 
-from PySide6.QtCore import Signal
-from PySide6.QtWidgets import (QGridLayout, QHBoxLayout, QProgressBar, QPushButton, QWidget)
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (QComboBox, QGridLayout, QHBoxLayout, QProgressBar, QPushButton, QWidget)
 
 from engine.evaluate.before_after import load_results
-from engine.evaluate.report import heldout_line
+from engine.evaluate.report import difference_text, heldout_line, with_interval
 from engine.evaluate.runfolder import heldout_part
 from engine.events import Event, Failed, Finished, Notice, Progress
 from gui.process_host import ProcessHost
 from gui.style import label
 from gui.widgets.card import Card
+from gui.widgets.general_bars import GeneralBars
 
 EVAL_TARGET = "engine.evaluate.worker:eval_main"
+
+# (shown in the menu, the evaluation's benchmark option, tooltip)
+BENCHMARK_CHOICES = [
+    ("Full general-ability check", "full", "Every benchmark question: narrowest intervals. On the starter model "
+                                           "under a minute on two cores (the base model's answers are cached)."),
+    ("Quick general-ability check", "quick", "A third of the benchmark questions: about three times faster, "
+                                             "intervals about 1.7 times wider."),
+    ("No general-ability check", "off", "Skip the benchmark: no forgetting verdict."),
+]
 
 # (row label, results key, how to show it, True when higher is better, what it means)
 ROWS = [("Test loss", "val_loss", "{:.3f}", False,
@@ -29,8 +39,17 @@ ROWS = [("Test loss", "val_loss", "{:.3f}", False,
          "Share of held-out questions answered exactly like the reference."),
         ("chrF", "chrf", "{:.1f}", True, "Closeness of the answers to the references, 0 to 100 (character level)."),
         ("ROUGE-L", "rouge_l", "{:.1f}", True, "Overlap of the answers with the references, 0 to 100 (word level)."),
-        ("General ability", "probe_accuracy", "{:.0%}", True,
-         "Score on a built-in set of general questions: a big drop means the model forgot what it knew.")]
+        ("Probe questions", "probe_accuracy", "{:.0%}", True,
+         "Short general questions, graded strictly (the reply must start with the answer); read the answers in "
+         "the report. The forgetting verdict comes from the benchmark below.")]
+
+
+def general_verdict(results: Optional[dict]) -> str:
+    """The forgetting verdict in words: the benchmark's, or the probe's for runs evaluated before it existed."""
+    general = (results or {}).get("general_ability") or {}
+    if general.get("summary"):
+        return general.get("headline") or general["summary"]
+    return ((results or {}).get("forgetting") or {}).get("verdict", "")
 
 
 def format_value(value: Any, pattern: str) -> str:
@@ -48,6 +67,7 @@ class BeforeAfterPanel(Card):
         self.target = target
         self.run_dir = ""
         self.host: Optional[ProcessHost] = None
+        self.last_options: dict = {}  # what the last evaluation was asked to do
         grid = QGridLayout()
         grid.addWidget(label("", "hint"), 0, 0)
         grid.addWidget(label("Base", "subtitle"), 0, 1)
@@ -65,6 +85,14 @@ class BeforeAfterPanel(Card):
             self.cells[key] = (base, tuned)
         grid.setColumnStretch(0, 1)
         self.body.addLayout(grid)
+        self.general_title = label("", "subtitle")
+        self.general_title.setToolTip("Catastrophic forgetting, measured as the literature does: accuracy on a "
+                                      "recognised multiple-choice benchmark, base against tuned on the same questions.")
+        self.body.addWidget(self.general_title)
+        self.general_numbers = label("", "hint")
+        self.body.addWidget(self.general_numbers)
+        self.bars = GeneralBars()
+        self.body.addWidget(self.bars)
         self.verdict = label("", "warning")
         self.verdict.setVisible(False)
         self.body.addWidget(self.verdict)
@@ -74,6 +102,12 @@ class BeforeAfterPanel(Card):
         self.progress = QProgressBar()
         self.progress.setRange(0, 100)
         self.progress.setVisible(False)
+        self.benchmark_choice = QComboBox()
+        for text, value, tip in BENCHMARK_CHOICES:
+            self.benchmark_choice.addItem(text, value)
+            self.benchmark_choice.setItemData(self.benchmark_choice.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
+        self.benchmark_choice.setToolTip("How much of the general-ability benchmark to score.")
+        self.body.addWidget(self.benchmark_choice)
         self.run_button = QPushButton("Run evaluation")
         self.run_button.setToolTip("Measure the loss on the test examples, answer them with both models and check "
                                    "general ability. Takes a while on big models; you can keep chatting meanwhile.")
@@ -97,9 +131,7 @@ class BeforeAfterPanel(Card):
             tuned_value = ((results or {}).get("tuned") or {}).get(key)
             base_cell.setText(format_value(base_value, pattern))
             tuned_cell.setText(format_value(tuned_value, pattern) + self._arrow(key, base_value, tuned_value))
-        forgetting = (results or {}).get("forgetting") or {}
-        self.verdict.setText(forgetting.get("verdict", ""))
-        self.verdict.setVisible(bool(forgetting.get("verdict")))
+        self._show_general(results)
         if results is None:
             self.status.setText("Not evaluated yet: press Run evaluation." if self.run_dir else "Choose a run first.")
         else:
@@ -108,6 +140,26 @@ class BeforeAfterPanel(Card):
         # Older runs were measured on validation rows: the row says which loss it is.
         part = heldout_part(results) if results is not None else "test"
         self.row_labels["val_loss"].setText(f"{part.capitalize()} loss")
+
+    def _show_general(self, results: Optional[dict]) -> None:
+        general = (results or {}).get("general_ability")
+        self.general_title.setVisible(bool(general))
+        self.general_numbers.setVisible(bool(general))
+        self.bars.set_general(general)
+        self.bars.setVisible(bool(general))
+        if general:
+            self.general_title.setText(f"General ability: {general['items']} benchmark questions ({general['size']})")
+            self.general_numbers.setText(
+                f"Base {with_interval(general['base'])} → tuned {with_interval(general['tuned'])} right; "
+                f"difference {difference_text(general['difference'])} (95% intervals).")
+        verdict = general_verdict(results)
+        self.verdict.setText(verdict)
+        self.verdict.setToolTip((general or {}).get("summary", ""))
+        self.verdict.setVisible(bool(verdict))
+        forgot = bool(general) and general.get("verdict") == "forgot"
+        self.verdict.setProperty("role", "warning" if forgot or not general else "subtitle")
+        self.verdict.style().unpolish(self.verdict)
+        self.verdict.style().polish(self.verdict)
 
     @staticmethod
     def _arrow(key: str, base: Any, tuned: Any) -> str:
@@ -134,7 +186,9 @@ class BeforeAfterPanel(Card):
         """Evaluate the shown run in a child process; results appear when it finishes."""
         if not self.run_dir or self.host is not None:
             return
-        self.host = ProcessHost(self.target, args=(self.run_dir,), kwargs={"options": options or {}}, name="eval",
+        options = {"benchmark": self.benchmark_choice.currentData(), **(options or {})}
+        self.last_options = options
+        self.host = ProcessHost(self.target, args=(self.run_dir,), kwargs={"options": options}, name="eval",
                                 stop_grace_s=30.0, parent=self)
         self.host.eventReceived.connect(self._on_event)
         self.host.ended.connect(self._on_ended)
