@@ -96,6 +96,40 @@ class EvalMetric(Event):
 
 
 @dataclass(frozen=True)
+class GeneralMetric(Event):
+    """General knowledge at `step`: a fixed slice of the general-ability benchmark, scored at each validation.
+
+    `base_accuracy` is the untuned model's score on the same questions (None when unknown); `low` and
+    `high` bound the paired difference accuracy - base_accuracy (95%), so `forgetting` is True when the
+    whole interval lies below zero: a drop beyond noise.
+    """
+
+    step: int
+    accuracy: float
+    right: int
+    total: int
+    base_accuracy: Optional[float] = None
+    low: Optional[float] = None
+    high: Optional[float] = None
+    seconds: float = 0.0
+
+    @property
+    def forgetting(self) -> bool:
+        return self.high is not None and self.high < 0
+
+    def describe(self) -> str:
+        """One log line, the same in the window and the CLI."""
+        if self.step == 0:
+            return (f"General knowledge before training: {100 * self.accuracy:.0f}% of {self.total} benchmark "
+                    f"questions ({self.seconds:.1f} s per check).")
+        change = ""
+        if self.base_accuracy is not None and self.low is not None and self.high is not None:
+            change = (f", {100 * (self.accuracy - self.base_accuracy):+.0f} points since the start "
+                      f"(95% interval {100 * self.low:+.0f} to {100 * self.high:+.0f})")
+        return f"Step {self.step}: general knowledge {100 * self.accuracy:.0f}%{change}."
+
+
+@dataclass(frozen=True)
 class CheckpointSaved(Event):
     step: int
     path: str
@@ -144,8 +178,8 @@ Sink = Callable[[Event], None]
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (Started, Notice, Progress, FirstLoss, TrainMetric, EvalMetric, CheckpointSaved, Finished,
-                Failed, Token, GenerationDone)
+    for cls in (Started, Notice, Progress, FirstLoss, TrainMetric, EvalMetric, GeneralMetric, CheckpointSaved,
+                Finished, Failed, Token, GenerationDone)
 }
 
 

@@ -8,14 +8,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
-from engine.events import (CheckpointSaved, EvalMetric, Event, Failed, Finished, FirstLoss, Notice, Progress,
-                           Started, TrainMetric)
+from engine.events import (CheckpointSaved, EvalMetric, Event, Failed, Finished, FirstLoss, GeneralMetric, Notice,
+                           Progress, Started, TrainMetric)
 
 OVERFITTING_MESSAGE = (
     "The model is starting to memorise the examples instead of learning from them: validation loss is "
     "rising while training loss keeps falling. Training past this point usually makes answers worse on "
     "new questions. You can press Stop now (what was learned so far is kept, and the best step is "
     "marked), or use fewer epochs or more examples next time.")
+
+FORGETTING_MESSAGE = (
+    "The model is forgetting what it knew (catastrophic forgetting): its general knowledge has fallen below "
+    "where it started by more than chance explains. Stop now to keep the best step, or next time lower the "
+    "learning rate, train fewer steps, or mix general data back in (Dataset: mix-in data).")
 
 # Validation must rise this many evaluations in a row above its best before we call it overfitting:
 # a single noisy bump on a small validation set is common and harmless.
@@ -75,6 +80,9 @@ class TrainingCurves:
     started: Optional[Started] = None
     outcome: Optional[Event] = None
     checkpoints: list[str] = field(default_factory=list)
+    general_steps: list[int] = field(default_factory=list)
+    general_accuracy: list[float] = field(default_factory=list)  # 0..1, general-knowledge questions right
+    last_general: Optional[GeneralMetric] = None
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> "TrainingCurves":
@@ -102,6 +110,12 @@ class TrainingCurves:
             self.val_steps.append(event.step)
             self.val_losses.append(event.val_loss)
             self.best_step, self.best_val_loss = event.best_step, event.best_val_loss
+            return True
+        if isinstance(event, GeneralMetric):
+            self._rewind(self.general_steps, self.general_accuracy, event.step)
+            self.general_steps.append(event.step)
+            self.general_accuracy.append(event.accuracy)
+            self.last_general = event
             return True
         if isinstance(event, Progress):
             self.step, self.total_steps = event.step, event.total_steps
@@ -138,6 +152,10 @@ class TrainingCurves:
             if s <= step:
                 copy.val_steps.append(s)
                 copy.val_losses.append(loss)
+        for s, accuracy in zip(self.general_steps, self.general_accuracy):
+            if s <= step:
+                copy.general_steps.append(s)
+                copy.general_accuracy.append(accuracy)
         if copy.val_losses:
             best = min(range(len(copy.val_losses)), key=copy.val_losses.__getitem__)
             copy.best_step, copy.best_val_loss = copy.val_steps[best], copy.val_losses[best]
@@ -148,6 +166,11 @@ class TrainingCurves:
     def overfitting(self) -> bool:
         return overfitting(list(zip(self.train_steps, self.train_losses)),
                            list(zip(self.val_steps, self.val_losses)))
+
+    @property
+    def forgetting(self) -> bool:
+        """The latest general-knowledge score is below the untuned model's beyond its 95% interval."""
+        return self.last_general is not None and self.last_general.forgetting
 
     @property
     def fraction_done(self) -> float:
@@ -180,6 +203,8 @@ def describe_event(event: Event) -> Optional[str]:
     if isinstance(event, EvalMetric):
         return (f"Step {event.step}: validation loss {event.val_loss:.4f} "
                 f"(best {event.best_val_loss:.4f} at step {event.best_step}).")
+    if isinstance(event, GeneralMetric):
+        return event.describe()
     if isinstance(event, CheckpointSaved):
         return f"Checkpoint saved at step {event.step}: {event.path}"
     if isinstance(event, Finished):

@@ -182,7 +182,7 @@ class ProgressView:
         self.bar.stop()
 
     def __call__(self, event) -> None:
-        from engine.events import EvalMetric, Finished, FirstLoss, Notice, Progress, Started, TrainMetric
+        from engine.events import EvalMetric, Finished, FirstLoss, GeneralMetric, Notice, Progress, Started, TrainMetric
 
         say = self.bar.console.print
         if isinstance(event, Started):
@@ -196,6 +196,8 @@ class ProgressView:
         elif isinstance(event, Finished):
             best = f", best step {event.best_step} (val {event.best_val_loss:.4f})" if event.best_step else ""
             say(f"Finished ({event.reason}) at step {event.step}{best}. Result: {event.output_path}", markup=False)
+        elif isinstance(event, GeneralMetric):
+            say(event.describe(), markup=False)
         elif self.task is None:
             return
         elif isinstance(event, FirstLoss):

@@ -75,11 +75,13 @@ class TrainingLoop:
 
     def __init__(self, *, config, model, loss_module, train: Sequence, val: Sequence, hardware: Hardware,
                  dist: DistContext, folder: RunFolder, emit: Callable[[Event], None], pad_id: int,
-                 total_steps: int, stop=None):
+                 total_steps: int, stop=None, general=None):
         t = config.training
         self.config, self.model, self.loss_module = config, model, loss_module
         self.train, self.val, self.hw, self.dist = train, val, hardware, dist
         self.folder, self.emit, self.pad_id, self.stop = folder, emit, pad_id, stop
+        self.general = general if dist.main else None  # engine.train.general_curve.GeneralCurve, or None
+        self._warned_forgetting = False
         self.total_steps = total_steps
         self.eval_every = t.eval_every or max(1, math.ceil(total_steps / 10))  # about ten per run
         self.save_every = t.save_every or self.eval_every
@@ -198,12 +200,35 @@ class TrainingLoop:
             s.evals_since_best += 1
         if self.dist.main:
             self.emit(EvalMetric(step=step, val_loss=val_loss, best_step=s.best_step, best_val_loss=s.best_val_loss))
+        if self.general is not None:
+            self._general_point(step)
         patience = self.config.training.early_stopping_patience
         return patience > 0 and s.evals_since_best >= patience
+
+    def _general_point(self, step: int) -> None:
+        """Score general knowledge now; say when it fell beyond noise, or fell below the best step's."""
+        metric = self.general.measure(self.model, step)
+        self.emit(metric)
+        if metric.forgetting and not self._warned_forgetting:
+            self._warned_forgetting = True
+            self.emit(Notice(level="warning", message=(
+                f"Step {step}: general knowledge fell to {100 * metric.accuracy:.0f}% of {metric.total} questions "
+                f"from {100 * metric.base_accuracy:.0f}% before training, more than chance explains: the model is "
+                "forgetting what it knew. Consider a lower learning rate, fewer steps, or mixing in general data.")))
+        best = self.state.best_step
+        at_best = self.general.by_step.get(best) if best is not None and best != step else None
+        if at_best is not None and metric.accuracy < at_best:
+            self.emit(Notice(message=(
+                f"Step {step} forgot more than step {best}, the best step by validation loss: general knowledge "
+                f"{100 * metric.accuracy:.0f}% against {100 * at_best:.0f}%. The result keeps step {best}.")))
 
     # ----------------------------------------------------------------------------- the loop
     def run(self, runner: torch.nn.Module) -> LoopResult:
         began = time.monotonic()
+        if self.general is not None:
+            point = self.general.base(self.model, fresh=self.start_step == 0)
+            if point is not None:
+                self.emit(point)
         done_here = 0
         per_epoch = steps_per_epoch(len(self.train), self.config.training.batch_size)
         step = self.start_step

@@ -103,6 +103,20 @@ def _write_output(folder: RunFolder, method: str, model, tokenizer, state, step:
     return out
 
 
+def _general_curve(config: cfg.RunConfig, tokenizer, hw, emit, data):
+    """The live general-knowledge scorer (engine.train.general_curve), or None when switched off or unusable."""
+    if not config.training.general_curve or not data.val:
+        return None  # it is scored at each validation: without validation there is no curve
+    from engine.evaluate.runfolder import EvaluationError
+    from engine.train.general_curve import GeneralCurve
+
+    try:
+        return GeneralCurve(tokenizer, hw.autocast_dtype)
+    except EvaluationError as exc:
+        emit(Notice(message=f"No general-knowledge curve this time: {exc}", level="warning"))
+        return None
+
+
 def run_training(config: cfg.RunConfig, sink=None, stop=None, resume_from=None, *, data=None) -> Event:
     """Train as `config` says and return the `Finished` or `Failed` event that ended the run.
 
@@ -188,7 +202,7 @@ def _run(config, emit, stop, resume_from, data, hw, dist) -> Event:
     runner = distributed.wrap(loss_module, dist, hw.device)
     loop = TrainingLoop(config=config, model=model, loss_module=loss_module, train=data.train, val=data.val,
                         hardware=hw, dist=dist, folder=folder, emit=emit, pad_id=tokenizer.pad_token_id or 0,
-                        total_steps=total_steps, stop=stop)
+                        total_steps=total_steps, stop=stop, general=_general_curve(config, tokenizer, hw, emit, data))
     if resume_ckpt is not None:
         loop.resume(resume_ckpt)
         emit(Notice(message=f"Resuming from step {loop.start_step} ({resume_ckpt.name})."))

@@ -20,7 +20,7 @@ from engine.events import CheckpointSaved, Event, Failed, Finished, Started
 from gui.controller import Controller
 from gui.process_host import ProcessHost
 from gui.style import label, view_header
-from gui.training_curves import OVERFITTING_MESSAGE, TrainingCurves, describe_event
+from gui.training_curves import FORGETTING_MESSAGE, OVERFITTING_MESSAGE, TrainingCurves, describe_event
 from gui import runs
 from gui.widgets.card import Card
 from gui.widgets.loss_plot import LossPlot
@@ -103,6 +103,9 @@ class TrainingView(QWidget):
         self.overfit_alert = label(OVERFITTING_MESSAGE, "warning")
         self.overfit_alert.setVisible(False)
         root.addWidget(self.overfit_alert)
+        self.forgetting_alert = label(FORGETTING_MESSAGE, "warning")
+        self.forgetting_alert.setVisible(False)
+        root.addWidget(self.forgetting_alert)
         self.error_card = Card("There is a problem")
         self.error_message = label("", "error")
         self.error_log = QPlainTextEdit()
@@ -117,8 +120,10 @@ class TrainingView(QWidget):
 
         splitter = QSplitter()
         left = QSplitter(Qt.Orientation.Vertical)
-        plot_card = Card("Loss", "Training loss should fall. Validation loss (examples held out from training) "
-                                 "shows how well the model does on new examples; the star marks its best step.")
+        plot_card = Card("Loss and general knowledge",
+                         "Training loss should fall. Validation loss (examples held out from training) shows how "
+                         "well the model does on new examples; the star marks its best step. The purple line "
+                         "(right axis) is general knowledge: if it falls, the model is forgetting what it knew.")
         self.plot = LossPlot()
         plot_card.body.addWidget(self.plot)
         left.addWidget(plot_card)
@@ -200,6 +205,7 @@ class TrainingView(QWidget):
         self.curves = curves if curves is not None else TrainingCurves()
         self.plot.set_curves(self.curves)
         self.overfit_alert.setVisible(False)
+        self.forgetting_alert.setVisible(False)
         self.error_card.setVisible(False)
         self.current_run_dir = config.out or ""
         kwargs = {"resume_from": resume_from} if resume_from else {}
@@ -279,6 +285,7 @@ class TrainingView(QWidget):
                 text = describe_event(outcome) if outcome is not None else "Not training."
             self.progress_label.setText(text)
         self.overfit_alert.setVisible(self.curves.overfitting)
+        self.forgetting_alert.setVisible(self.curves.forgetting)
 
     # --- history --------------------------------------------------------------------------
     def show_run(self, run_dir: str) -> None:

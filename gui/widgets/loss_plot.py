@@ -1,4 +1,6 @@
-"""Training and validation loss on one set of axes, with a marker at the best validation step.
+"""Training and validation loss on one set of axes, with a marker at the best validation step, and
+general knowledge (the share of benchmark questions answered right, scored at each validation) on
+a second axis at the right, so forgetting shows beside the losses while it happens.
 
 Events arrive far faster than anyone can read a plot, so `set_curves` only records the new data
 and a ~10 Hz timer redraws when something changed. Drawing never happens per event.
@@ -8,7 +10,7 @@ from __future__ import annotations
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
+from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import QGraphicsItem, QVBoxLayout, QWidget
 
 from gui.training_curves import TrainingCurves
@@ -16,6 +18,7 @@ from gui.training_curves import TrainingCurves
 TRAIN_COLOUR = "#3b6fd8"
 VAL_COLOUR = "#e07b00"
 BEST_COLOUR = "#1a9e4b"
+GENERAL_COLOUR = "#8e44ad"
 REDRAW_INTERVAL_MS = 100
 
 
@@ -51,6 +54,21 @@ class LossPlot(QWidget):
         legend.addItem(self.best_marker, "Best validation step")
         self.best_label = pg.TextItem(color=BEST_COLOUR, anchor=(0.5, 1.6))
         self.plot.addItem(self.best_label)
+        # General knowledge in % on its own y axis (right), sharing the step axis.
+        item = self.plot.getPlotItem()
+        self.general_box = pg.ViewBox(enableMouse=False)
+        item.showAxis("right")
+        item.scene().addItem(self.general_box)
+        item.getAxis("right").linkToView(self.general_box)
+        item.getAxis("right").setLabel("General knowledge, % right", color=GENERAL_COLOUR)
+        item.getAxis("right").setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+        self.general_box.setXLink(item)
+        self.general_box.setYRange(0, 100, padding=0)
+        self.general_line = pg.PlotDataItem([], [], pen=pg.mkPen(GENERAL_COLOUR, width=2, style=Qt.PenStyle.DashLine),
+                                            symbol="s", symbolSize=6, symbolBrush=GENERAL_COLOUR, symbolPen=None)
+        self.general_box.addItem(self.general_line)
+        legend.addItem(self.general_line, "General knowledge")
+        item.getViewBox().sigResized.connect(self._match_general_box)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(self.plot)
@@ -77,6 +95,10 @@ class LossPlot(QWidget):
         self._dirty = True
         self._redraw_if_dirty()
 
+    def _match_general_box(self) -> None:
+        self.general_box.setGeometry(self.plot.getPlotItem().getViewBox().sceneBoundingRect())
+        self.general_box.linkedViewChanged(self.plot.getPlotItem().getViewBox(), self.general_box.XAxis)
+
     def shown_data(self) -> dict[str, list]:
         """What is on the axes right now: the arrays the curves were last drawn from."""
         train_x, train_y = self.train_line.getData()
@@ -86,7 +108,9 @@ class LossPlot(QWidget):
                 "train_losses": [] if train_y is None else list(train_y),
                 "val_steps": [] if val_x is None else list(val_x),
                 "val_losses": [] if val_y is None else list(val_y),
-                "best": [(float(p["x"]), float(p["y"])) for p in best]}
+                "best": [(float(p["x"]), float(p["y"])) for p in best],
+                "general": list(zip(*(list(v) for v in self.general_line.getData())))
+                if self.general_line.getData()[0] is not None else []}
 
     def _redraw_if_dirty(self) -> None:
         if not self._dirty:
@@ -96,6 +120,7 @@ class LossPlot(QWidget):
         curves = self._curves
         self.train_line.setData(list(curves.train_steps), list(curves.train_losses))
         self.val_line.setData(list(curves.val_steps), list(curves.val_losses))
+        self.general_line.setData(list(curves.general_steps), [100 * a for a in curves.general_accuracy])
         self._fit_axes(curves)
         if curves.best_step is not None and curves.best_val_loss is not None:
             self.best_marker.setData([curves.best_step], [curves.best_val_loss])
@@ -112,7 +137,7 @@ class LossPlot(QWidget):
     def _fit_axes(self, curves: TrainingCurves) -> None:
         """x: the whole run (0..total steps) from the start; y: refit only when the losses leave the
         view or fill less than half of it, so most redraws leave both axes untouched."""
-        steps = curves.train_steps[-1:] + curves.val_steps[-1:]
+        steps = curves.train_steps[-1:] + curves.val_steps[-1:] + curves.general_steps[-1:]
         x_max = max([curves.total_steps, 1] + steps)
         (x_low, x_high), (y_low, y_high) = self.plot.getViewBox().viewRange()
         if abs(x_high - x_max * 1.02) > 1e-9 or x_low != 0:
