@@ -128,14 +128,17 @@ def test_cli_eval_json(lora_run, capsys):
     assert (lora_run / "eval" / "results.json").is_file()
 
 
-def test_cli_eval_table_and_report(lora_run, capsys, tmp_path):
+def test_cli_eval_table_and_report(lora_run, capsys, tmp_path, monkeypatch):
     from engine.cli import main
+    from engine.evaluate import benchmark
 
+    monkeypatch.setattr(benchmark, "builtin_benchmark_file", lambda: synthetic_benchmark(tmp_path))
     report = tmp_path / "out.html"
-    assert main(["eval", str(lora_run), "--examples", "0", "--no-probe", "--benchmark", "off",
+    assert main(["eval", str(lora_run), "--examples", "0", "--no-probe", "--benchmark", "full",
                  "--report", str(report)]) == 0
     out = capsys.readouterr().out
     assert "Test loss" in out and "Saved in" in out
+    assert "General ability" in out and "All tasks" in out and "Colours" in out
     assert report.read_text(encoding="utf-8").startswith("<!doctype html>")
 
 
