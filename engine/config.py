@@ -121,7 +121,7 @@ class TrainingConfig:
     eval_every: int = setting(0, "Measure validation loss every N steps (0: about 10 times per run).",
                               valid=(0, 10**6))
     save_every: int = setting(0, "Save a checkpoint every N steps (0: at each validation).", valid=(0, 10**6))
-    general_curve: bool = setting(True, "At each validation, also score a fixed set of 35 general-knowledge "
+    general_curve: bool = setting(True, "At each validation, also score a fixed set of 28 general-knowledge "
                                   "questions (a few seconds on the starter model): the 'general knowledge' curve, "
                                   "which shows forgetting while it happens.")
     early_stopping_patience: int = setting(3, "Stop when validation loss has not improved for this many "

@@ -18,7 +18,7 @@ from typing import Optional
 
 BENCHMARK_FILE = "general-v1.json"
 SIZES = ("quick", "full")
-LIVE_PER_TASK = 5
+LIVE_PER_TASK = 4
 
 
 def builtin_benchmark_file() -> Path:

@@ -8,7 +8,7 @@ the forgetting alert while training is still running.
 
 Why questions rather than the likelihood of a neutral text: the slice measures the same thing as
 the evaluation's verdict (answers, in the chat layout), so the curve and the verdict agree, and
-"general knowledge 60% of 35 questions" is something a person can read. Its cost and sensitivity
+"general knowledge 60% of 28 questions" is something a person can read. Its cost and sensitivity
 against the neutral text's are measured in BENCHMARKS.md.
 """
 from __future__ import annotations
