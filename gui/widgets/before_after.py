@@ -23,8 +23,8 @@ EVAL_TARGET = "engine.evaluate.worker:eval_main"
 
 # (shown in the menu, the evaluation's benchmark option, tooltip)
 BENCHMARK_CHOICES = [
-    ("Full general-ability check", "full", "Every benchmark question: narrowest intervals. On the starter model "
-                                           "under a minute on two cores (the base model's answers are cached)."),
+    ("Full general-ability check", "full", "Every benchmark question (210): narrowest intervals. The base model's "
+                                           "answers are cached, so only the tuned model answers each time."),
     ("Quick general-ability check", "quick", "A third of the benchmark questions: about three times faster, "
                                              "intervals about 1.7 times wider."),
     ("No general-ability check", "off", "Skip the benchmark: no forgetting verdict."),
