@@ -113,10 +113,11 @@ def explain(exc: BaseException, what: str, url: str = "", folder: Optional[Path]
     if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
         return explain(exc.reason, what, url, folder)
     if isinstance(exc, ssl.SSLCertVerificationError):
+        reason = getattr(exc, "verify_message", None) or exc
         return DownloadError(f"Could not download {what}: the secure connection to {host} could not be verified "
-                             f"({getattr(exc, 'verify_message', None) or exc}). A proxy or security program on this network is "
-                             "intercepting HTTPS. Ask its administrator for its certificate and point SSL_CERT_FILE "
-                             "at it, or use another network.", "blocked")
+                             f"({reason}). A proxy or security program on this network is intercepting HTTPS. "
+                             "Ask its administrator for its certificate and point SSL_CERT_FILE at it, or use "
+                             "another network.", "blocked")
     if isinstance(exc, ssl.SSLError):
         return DownloadError(f"Could not download {what}: the secure connection to {host} failed ({exc.reason}). "
                              "A proxy or firewall may be interfering; try another network.", "blocked")
