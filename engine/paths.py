@@ -1,7 +1,9 @@
 """Where Tunesmith keeps the user's models, runs and caches.
 
-Everything lives under one data folder chosen by platformdirs (e.g. ~/.local/share/tunesmith on
-Linux). TUNESMITH_HOME overrides it, which the tests use to stay out of the real one.
+Everything lives under one data folder: platformdirs' default (e.g. ~/.local/share/tunesmith on Linux),
+or the folder the user moved it to (engine.storage.move_data writes that choice, one line, into
+`location_file()` in the user's config folder, the only thing kept outside the data folder).
+TUNESMITH_HOME overrides both, which the tests use to stay out of the real one.
 """
 from __future__ import annotations
 
@@ -11,13 +13,31 @@ from pathlib import Path
 import platformdirs
 
 APP_NAME = "tunesmith"
+LOCATION_FILE = "data-folder.txt"
 
 
-def data_dir() -> Path:
+def default_data_dir() -> Path:
+    return Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
+
+
+def location_file() -> Path:
+    """The file naming a moved data folder (absent while the data folder is at its default place)."""
+    return Path(platformdirs.user_config_dir(APP_NAME, appauthor=False)) / LOCATION_FILE
+
+
+def data_dir(create: bool = True) -> Path:
     """The root of everything Tunesmith writes for the user."""
     override = os.environ.get("TUNESMITH_HOME")
-    root = Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME, appauthor=False))
-    root.mkdir(parents=True, exist_ok=True)
+    if override:
+        root = Path(override)
+    else:
+        try:
+            moved = location_file().read_text(encoding="utf-8").strip()
+        except OSError:
+            moved = ""
+        root = Path(moved) if moved else default_data_dir()
+    if create:
+        root.mkdir(parents=True, exist_ok=True)
     return root
 
 
@@ -38,5 +58,5 @@ def runs_dir() -> Path:
 
 
 def downloads_dir() -> Path:
-    """Files fetched once and kept (the starter model's wheel)."""
+    """Files fetched once and kept (the starter model's GGUF in a development install)."""
     return _subdir("downloads")

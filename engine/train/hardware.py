@@ -50,9 +50,16 @@ def bf16_available(device: torch.device) -> bool:
 
 
 def pick_device() -> torch.device:
-    """CUDA when present (the local rank's GPU under torchrun), else the CPU."""
+    """CUDA when present and this torch has kernels for it (the local rank's GPU under torchrun), else the CPU.
+
+    The Method view says the same before training (engine.gpu_check.diagnose).
+    """
+    from engine.gpu_check import unsupported_capability
+
     if torch.cuda.is_available():
-        return torch.device("cuda", int(os.environ.get("LOCAL_RANK", 0)))
+        index = int(os.environ.get("LOCAL_RANK", 0))
+        if not unsupported_capability(list(torch.cuda.get_device_capability(index)), torch.cuda.get_arch_list()):
+            return torch.device("cuda", index)
     return torch.device("cpu")
 
 

@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import os
 import platform
-import shutil
-import subprocess
 from dataclasses import dataclass
 from typing import Any, Optional
 
@@ -18,9 +16,11 @@ import psutil
 from PySide6.QtCore import QThreadPool, QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from engine import gpu_check
 from gui.controller import Controller
 from gui.style import label
 from gui.widgets.background import ENGINE_IMPORT_LOCK, LatestJob
+from gui.widgets.device_status import DeviceStatus
 
 GIB = 1024 ** 3
 # Settings that change the estimate; anything else leaves it alone.
@@ -37,6 +37,7 @@ class Hardware:
     cpu_name: str
     cores: int
     ram: int  # bytes
+    smi: Optional[gpu_check.SmiFacts] = None
 
     @property
     def memory(self) -> int:
@@ -44,11 +45,8 @@ class Hardware:
         return self.gpu_memory if self.device == "cuda" else self.ram
 
     def describe(self) -> str:
-        cpu = f"{self.cpu_name}, {self.cores} cores, {self.ram / GIB:.0f} GB memory"
-        if self.device == "cuda":
-            return f"Graphics card: {self.gpu_name} with {self.gpu_memory / GIB:.0f} GB.\nProcessor: {cpu}."
-        return (f"No NVIDIA graphics card found: training runs on the processor ({cpu}). Small models "
-                "train fine this way; large ones are slow.")
+        """The processor and memory (shown under the device line when training runs on a graphics card)."""
+        return f"Processor: {self.cpu_name}, {self.cores} cores, {self.ram / GIB:.0f} GB memory."
 
 
 def _cpu_name() -> str:
@@ -63,21 +61,15 @@ def _cpu_name() -> str:
 
 
 def detect_hardware() -> Hardware:
-    """Find the first NVIDIA GPU (via nvidia-smi) and the CPU and RAM; takes well under a second."""
-    gpu_name, gpu_memory = "", 0
-    smi = shutil.which("nvidia-smi")
-    if smi and os.environ.get("CUDA_VISIBLE_DEVICES", None) != "":
-        try:
-            out = subprocess.run([smi, "--query-gpu=name,memory.total", "--format=csv,noheader,nounits"],
-                                 capture_output=True, text=True, timeout=10).stdout
-            first = out.strip().splitlines()[0]
-            name, mib = first.rsplit(",", 1)
-            gpu_name, gpu_memory = name.strip(), int(float(mib)) * 1024 ** 2
-        except (OSError, IndexError, ValueError, subprocess.SubprocessError):
-            gpu_name, gpu_memory = "", 0
-    return Hardware(device="cuda" if gpu_memory else "cpu", gpu_name=gpu_name, gpu_memory=gpu_memory,
-                    cpu_name=_cpu_name(), cores=psutil.cpu_count(logical=False) or os.cpu_count() or 1,
-                    ram=psutil.virtual_memory().total)
+    """Find the first NVIDIA GPU (via nvidia-smi) and the CPU and RAM; takes well under a second.
+
+    `device` is "cuda" when a card is present; the DeviceStatus check then says whether torch can use it.
+    """
+    smi = gpu_check.smi_facts()
+    return Hardware(device="cuda" if smi else "cpu", gpu_name=smi.name if smi else "",
+                    gpu_memory=smi.memory_total if smi else 0, cpu_name=_cpu_name(),
+                    cores=psutil.cpu_count(logical=False) or os.cpu_count() or 1,
+                    ram=psutil.virtual_memory().total, smi=smi)
 
 
 @dataclass
@@ -134,7 +126,10 @@ class HardwarePanel(QWidget):
         self.last_estimate: Optional[Estimate] = None
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.machine = label("Looking at this computer…", "hint")
+        self.device = DeviceStatus(self)
+        self.device.deviceChanged.connect(self._on_device)
+        layout.addWidget(self.device)
+        self.machine = label("", "hint")
         layout.addWidget(self.machine)
         self.memory = label("", "subtitle")
         layout.addWidget(self.memory)
@@ -160,8 +155,19 @@ class HardwarePanel(QWidget):
     def _on_hardware(self, hardware: Hardware) -> None:
         self.hardware = hardware
         self.machine.setText(hardware.describe())
+        self.machine.setVisible(hardware.device == "cuda")  # on the processor, the device line says it all
+        self.device.set_card(hardware.smi, f"the processor ({hardware.cpu_name}, {hardware.cores} cores, "
+                                           f"{hardware.ram / GIB:.0f} GB memory)")
         self._update_method_note()
         self._request_estimate()
+
+    def _on_device(self, device: str) -> None:
+        """The card turned out usable or not: estimate for where training will really run."""
+        if self.hardware is not None and device != self.hardware.device:
+            self.hardware.device = device if (device == "cpu" or self.hardware.gpu_memory) else "cpu"
+            self.machine.setVisible(self.hardware.device == "cuda")
+            self._update_method_note()
+            self._request_estimate()
 
     def _on_config_changed(self, key: str) -> None:
         if key in ("", "method.name"):
@@ -186,6 +192,7 @@ class HardwarePanel(QWidget):
 
     def _on_estimate(self, result: Estimate) -> None:
         self.last_estimate = result
+        self.device.set_need(result.peak_bytes if self.hardware.device == "cuda" else None)
         if result.peak_bytes is None:
             self.memory.setText(result.note)
         else:
