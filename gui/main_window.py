@@ -6,11 +6,13 @@ own size and tab from `gui.state`, and saves them when closed and shortly after 
 from __future__ import annotations
 
 import importlib
+import sys
 from pathlib import Path
 from typing import Optional
 
 from PySide6.QtCore import QEvent, Qt, QTimer
-from PySide6.QtWidgets import QLabel, QMainWindow, QScrollArea, QTabWidget, QVBoxLayout, QWidget
+from PySide6.QtWidgets import (QLabel, QMainWindow, QMessageBox, QPushButton, QScrollArea, QTabWidget, QVBoxLayout,
+                               QWidget)
 
 from gui import state
 from gui.controller import Controller
@@ -75,10 +77,11 @@ class MainWindow(QMainWindow):
     """The Tunesmith window. `prepare_model=False` skips getting the model ready (tests, smoke test)."""
 
     def __init__(self, controller: Optional[Controller] = None, *, prepare_model: bool = True,
-                 restore: bool = True):
+                 restore: bool = True, offer_menu_entry: bool = True):
         super().__init__()
         self.setWindowTitle("Tunesmith")
         saved = state.load_state() if restore else {}
+        self._menu_entry_offered = bool(saved.get("menu_entry_offered"))  # asked once, ever
         if controller is None:
             controller = Controller(state.load_config(saved) if restore else state.default_config())
         self.controller = controller
@@ -99,6 +102,11 @@ class MainWindow(QMainWindow):
 
         self.summary = QLabel()
         self.statusBar().addPermanentWidget(self.summary)
+        data_button = QPushButton("Data folder…")
+        data_button.setFlat(True)
+        data_button.setToolTip("Where Tunesmith keeps models and runs, their sizes; move it, or add a menu entry")
+        data_button.clicked.connect(self.open_storage)
+        self.statusBar().addPermanentWidget(data_button)
         controller.statusMessage.connect(lambda message: self.statusBar().showMessage(message, 8000))
         controller.configChanged.connect(self._update_summary)
         controller.datasetChanged.connect(self._update_summary)
@@ -113,6 +121,45 @@ class MainWindow(QMainWindow):
         self._restore_window(saved)
         if prepare_model:
             QTimer.singleShot(0, self.method_view.model_picker.resolve_current)
+        if prepare_model and offer_menu_entry:
+            QTimer.singleShot(0, self._offer_menu_entry)
+
+    def open_storage(self):
+        """The Data folder window (sizes, moving it, the menu entry)."""
+        from gui.storage_dialog import StorageDialog
+
+        dialog = StorageDialog(self.controller, self)
+        dialog.moved.connect(self._on_data_moved)
+        dialog.show()
+        self.storage_dialog = dialog
+        return dialog
+
+    def _on_data_moved(self, _root: str) -> None:
+        """Models and runs now live elsewhere: find the model and the run list again."""
+        self.controller.set_model_dir("")
+        self.method_view.model_picker.resolve_current()
+        history = getattr(self.training_view, "history", None)
+        if history is not None:
+            history.refresh()
+
+    def _offer_menu_entry(self) -> None:
+        """The desktop program offers its own menu entry once (Linux); a moved program folder is followed."""
+        from engine import desktop
+
+        if not (getattr(sys, "frozen", False) and desktop.supported()):
+            return
+        try:
+            if desktop.refresh_entry() or desktop.installed_program() or self._menu_entry_offered:
+                return
+            self._menu_entry_offered = True
+            answer = QMessageBox.question(self, "Add Tunesmith to the applications menu?",
+                                          "Start Tunesmith from your applications menu from now on? "
+                                          "(Undo it any time in Data folder….)")
+            if answer == QMessageBox.Yes:
+                desktop.install_entry()
+                self.statusBar().showMessage("Tunesmith is in the applications menu now.", 8000)
+        except OSError as exc:
+            self.statusBar().showMessage(f"The menu entry could not be written: {exc}", 10000)
 
     def _restore_window(self, saved: dict) -> None:
         size = saved.get("size")
@@ -142,8 +189,9 @@ class MainWindow(QMainWindow):
         """Write the project and the window's size and tab to the state file."""
         # Size and maximised state only: a saved position can fall off a screen that is gone.
         size = self.normalGeometry().size() if self.isMaximized() else self.size()
+        extra = {"menu_entry_offered": True} if self._menu_entry_offered else {}
         return state.save_state(self.controller.config, size=[size.width(), size.height()],
-                                maximized=self.isMaximized(), tab=TAB_NAMES[self.tabs.currentIndex()])
+                                maximized=self.isMaximized(), tab=TAB_NAMES[self.tabs.currentIndex()], **extra)
 
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         self._save_timer.stop()

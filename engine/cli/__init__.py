@@ -21,6 +21,8 @@ COMMANDS = {
     "chat": "chat_cmd",
     "eval": "eval_cmd",
     "export": "export_cmd",
+    "data": "data_cmd",
+    "gpu": "gpu_cmd",
 }
 
 
