@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Callable, Optional
 
 from engine import download, paths
+from engine.errors import TunesmithError
 
 # (folder in the data folder, what the user calls it)
 PARTS = (("models", "Models"), ("runs", "Training runs"), ("runtime", "GPU support"),
@@ -28,7 +29,7 @@ REWRITE_MAX_BYTES = 20_000_000
 Progress = Callable[[str, float], None]
 
 
-class StorageError(RuntimeError):
+class StorageError(TunesmithError, RuntimeError):
     """The data folder cannot be moved or read as asked; the message says why and what to do."""
 
 

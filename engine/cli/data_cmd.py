@@ -32,9 +32,7 @@ def run(args) -> int:
         if args.menu_entry == "remove":
             print("Menu entry removed." if desktop.remove_entry() else "There was no menu entry.")
             return 0
-    except storage.StorageError as exc:
-        raise UserError(str(exc)) from None
-    except OSError as exc:
+    except OSError as exc:  # StorageError and DownloadError are TunesmithErrors: main() prints them
         raise UserError(f"Could not write the menu entry: {exc}") from None
     if args.remove_all:
         root = paths.data_dir(create=False)
