@@ -46,7 +46,7 @@ class DownloadError(TunesmithError, RuntimeError):
     kind: offline | blocked | timeout | cut | server | missing | hash | disk | permission | cancelled | other
     """
 
-    def __init__(self, message: str, kind: str):
+    def __init__(self, message: str, kind: str = "other"):
         super().__init__(message)
         self.kind = kind
 

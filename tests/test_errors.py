@@ -10,14 +10,17 @@ import pytest
 from engine.cli import UserError
 from engine.config import ConfigError
 from engine.data.errors import DataError
+from engine.download import DownloadError
 from engine.errors import TunesmithError
 from engine.evaluate.runfolder import EvaluationError
 from engine.export.errors import ExportError
 from engine.models import ModelError
+from engine.storage import StorageError
 from engine.train.rundir import RunFolderError
 
 REPO = Path(__file__).resolve().parent.parent
-USER_ERRORS = [UserError, ConfigError, DataError, EvaluationError, ExportError, ModelError, RunFolderError]
+USER_ERRORS = [UserError, ConfigError, DataError, EvaluationError, ExportError, ModelError, RunFolderError,
+               DownloadError, StorageError]
 
 
 def _error_classes_in_engine() -> list[tuple[str, str]]:
