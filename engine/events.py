@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
@@ -190,13 +191,26 @@ def event_from_dict(data: dict[str, Any]) -> Event:
     return cls(**{k: v for k, v in data.items() if k in names})
 
 
-def read_events(path) -> list[Event]:
-    """Read a metrics.jsonl file; a torn last line (the writer was killed) is skipped."""
-    events = []
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
+def read_events(path, skipped: Optional[list] = None) -> list[Event]:
+    """Read a metrics.jsonl file.
+
+    A torn last line (the writer was killed mid-write) is skipped quietly. Any other line that cannot
+    be read (a damaged file, an edit by hand) is skipped too, but said: logged as a warning, and its
+    "line N: why" appended to `skipped` when given.
+    """
+    events, problems = [], []
+    with open(path, encoding="utf-8", errors="replace") as fh:
+        for number, line in enumerate(fh, start=1):
+            if not line.strip():
+                continue
             try:
                 events.append(event_from_dict(json.loads(line)))
-            except (ValueError, KeyError, TypeError):
-                continue
+            except (ValueError, KeyError, TypeError) as exc:
+                if line.endswith("\n"):  # only the last line can lack its newline: the one a kill tore
+                    problems.append(f"line {number}: {type(exc).__name__}: {str(exc)[:120]}")
+    if problems:
+        logging.getLogger(__name__).warning("%s: %d unreadable line(s) skipped (%s)", path, len(problems),
+                                            "; ".join(problems[:3]) + ("; ..." if len(problems) > 3 else ""))
+        if skipped is not None:
+            skipped.extend(problems)
     return events

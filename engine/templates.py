@@ -237,18 +237,46 @@ def assistant_spans(messages: list, tokenizer, row: int = 0) -> tuple[str, list[
         if full.startswith(through) and through.startswith(before) and len(before) >= cursor:
             start, end = len(before), len(through)
         else:
-            start, end = _locate_answer(full, through, message["content"], cursor, row)
+            header = _assistant_header(messages[:index], before, tokenizer, row)
+            anchor = _after_header(full, header, messages[:index], cursor)
+            start, end = _locate_answer(full, through, message["content"], anchor, row)
         end = start + len(full[start:end].rstrip())
         spans.append((start, end))
         cursor = end
     return full, spans
 
 
+def _assistant_header(earlier: list, before: str, tokenizer, row: int) -> str:
+    """What the template writes to open an assistant turn (e.g. '<|im_start|>assistant\n'); '' if unknown."""
+    if not earlier:
+        return ""
+    without = _template_call(earlier, tokenizer, row, False)
+    return before[len(without):] if before.startswith(without) else ""
+
+
+def _after_header(full: str, header: str, earlier: list, cursor: int) -> int:
+    """Where this assistant turn's text can begin: after its header, else after the turn before it.
+
+    The answer is searched from here rather than from the previous answer, so an answer that also
+    appears in the prompt ("Yes" in "Answer Yes or No") is never found inside the user's words.
+    """
+    if header:
+        at = full.find(header, cursor)
+        if at >= 0:
+            return at + len(header)
+    if earlier and earlier[-1]["content"].strip():
+        last = earlier[-1]["content"].strip()
+        at = full.find(last, cursor)
+        if at >= 0:
+            return at + len(last)
+    return cursor
+
+
 def _locate_answer(full: str, through: str, content: str, cursor: int, row: int) -> tuple[int, int]:
     """Find an answer in a template that rewrites earlier turns (so prefixes do not line up).
 
-    The answer's own text is searched after the previous answer; the end-of-turn marker is whatever
-    the template wrote right after the answer when it was the last message.
+    The answer's own text is searched from `cursor` (just after its assistant header); the end-of-turn
+    marker is whatever the template wrote right after the answer when it was the last message.
     """
     needle = content.strip()
     start = full.find(needle, cursor)

@@ -5,33 +5,47 @@ exception into a `Failed` event with the log tail, so the window never has to pa
 """
 from __future__ import annotations
 
-import traceback
-
-OOM_HINT = ("Use a smaller batch (training.micro_batch_size or --batch-size), a shorter maximum length, "
-            "turn on gradient checkpointing, or switch to QLoRA.")
+import signal
+import threading
 
 
-def _failure(exc: BaseException):
-    from engine.events import Failed
+class _StopOnTerminate:
+    """The window's stop event, also set by SIGTERM (the window's "end it" after the grace period,
+    or a system shutdown): the run then finishes its step, saves and ends as "stopped", not killed.
 
-    tail = traceback.format_exc()[-4000:]
-    text = str(exc)
-    if "out of memory" in text.lower() or exc.__class__.__name__ in ("OutOfMemoryError", "MemoryError"):
-        return Failed(reason="Training ran out of memory.", hint=OOM_HINT, log_tail=tail)
-    return Failed(reason=f"Training stopped unexpectedly: {text or exc.__class__.__name__}.",
-                  hint="The log below has the details; please include it when reporting the problem.", log_tail=tail)
+    A plain flag, not the multiprocessing Event: a signal handler must not wait for a lock.
+    """
+
+    def __init__(self, shared):
+        self.shared, self.terminated = shared, False
+
+    def is_set(self) -> bool:
+        return self.terminated or bool(self.shared is not None and self.shared.is_set())
+
+    def install(self) -> None:
+        if threading.current_thread() is threading.main_thread():
+            signal.signal(signal.SIGTERM, self._on_terminate)
+
+    def _on_terminate(self, signum, frame) -> None:
+        if self.terminated:  # asked twice: end now (the last complete checkpoint is kept)
+            raise SystemExit(128 + signum)
+        self.terminated = True
 
 
 def train_main(config_dict: dict, queue, stop_event, resume_from: str | None = None) -> None:
     """Run one training in this (spawned) process, putting every event on `queue`."""
+    from engine import failures
+
+    stop = _StopOnTerminate(stop_event)
+    stop.install()
     try:
         from engine import config as cfg
         from engine.train import run_training
 
         config = cfg.from_dict(config_dict, source="run settings")
-        run_training(config, queue.put, stop=stop_event, resume_from=resume_from)
-    except Exception as exc:  # anything unforeseen still reaches the window as plain words + log
-        queue.put(_failure(exc))
+        run_training(config, queue.put, stop=stop, resume_from=resume_from)
+    except Exception as exc:  # what run_training cannot report itself (e.g. settings that do not parse)
+        queue.put(failures.describe(exc, "starting the training", fix_hint="Fix the problem above and start again."))
 
 
 def chat_main(run_dir: str, request_queue, event_queue, stop_event=None) -> None:
@@ -68,17 +82,13 @@ def export_main(run_dir: str, to: str, out: str, queue, stop_event=None) -> None
                            elapsed_s=time.monotonic() - started, eta_s=None))
 
     try:
-        from engine.errors import TunesmithError
         from engine.export import export_run
 
-        try:
-            path = export_run(run_dir, to, out, progress)
-        except TunesmithError as exc:
-            queue.put(Failed(reason=str(exc)))
-            return
+        path = export_run(run_dir, to, out, progress)
         queue.put(Finished(run_dir=str(run_dir), output_path=str(path), reason="completed", step=0))
     except _Cancelled:
         queue.put(Failed(reason="Export cancelled: nothing was written."))
-    except Exception as exc:  # unforeseen: plain words plus the log tail, like training
-        queue.put(Failed(reason=f"The export stopped unexpectedly: {exc or exc.__class__.__name__}.",
-                         hint="The log below has the details.", log_tail=traceback.format_exc()[-4000:]))
+    except Exception as exc:  # a TunesmithError in its own words; anything else with the log tail
+        from engine import failures
+
+        queue.put(failures.describe(exc, "exporting"))

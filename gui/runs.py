@@ -12,8 +12,8 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine import paths
-from engine.events import read_events
-from engine.train.rundir import RunFolder
+from engine.events import Failed, read_events
+from engine.train.rundir import RunFolder, complete_checkpoints, has_trained_weights
 from gui.training_curves import TrainingCurves
 
 STATUS_WORDS = {"completed": "finished", "stopped": "stopped (kept)", "early_stopped": "stopped early (kept)",
@@ -53,8 +53,8 @@ class RunSummary:
 
     @property
     def has_result(self) -> bool:
-        """A final adapter or full model exists, so the run can be chatted with and evaluated."""
-        return (self.path / "adapter" / "adapter_config.json").is_file() or (self.path / "model").is_dir()
+        """Trained weights exist (the final ones or a complete checkpoint): chat, evaluation and export work."""
+        return has_trained_weights(self.path, self.method)
 
     def checkpoints(self) -> list[Path]:
         return list_checkpoints(self.path)
@@ -88,12 +88,18 @@ def list_runs(root: Optional[Path] = None) -> list[RunSummary]:
 
 
 def list_checkpoints(run_dir: str | Path) -> list[Path]:
-    """Complete checkpoints (checkpoints/step-NNNNNN), oldest first. Temp folders are not listed:
-    the engine writes a checkpoint under a temporary name and renames it only when it is whole."""
-    folder = Path(run_dir) / "checkpoints"
-    if not folder.is_dir():
-        return []
-    return sorted(p for p in folder.iterdir() if p.is_dir() and p.name.startswith("step-") and p.name[5:].isdigit())
+    """Complete checkpoints (checkpoints/step-NNNNNN with its state.json), oldest first: a folder a kill
+    left half-written is never offered for resuming."""
+    return complete_checkpoints(Path(run_dir) / "checkpoints")
+
+
+def record_failure(run_dir: str | Path, failed: Failed) -> None:
+    """A worker that died without a word (killed, crashed in native code) could not mark its run folder:
+    the window does, so the run reads "failed" with the reason rather than "running" forever."""
+    folder = RunFolder(Path(run_dir))
+    info = folder.read_info()
+    if info.get("status") == "running":
+        folder.finish("failed", info.get("best_step"), reason=failed.reason, hint=failed.hint)
 
 
 def load_curves(run_dir: str | Path) -> TrainingCurves:

@@ -10,6 +10,7 @@ Run through gui.process_host.ProcessHost exactly like the engine's workers, e.g.
     ("raise", message)      raise RuntimeError(message) (the child_entry turns it into Failed)
     ("exit", code)          end the process at once with this exit code (no clean-up, like a crash)
     ("kill_self", None)     SIGKILL itself, as the out-of-memory killer would
+    ("abort", None)         os.abort(): a crash in native code (SIGABRT, like a segfault)
     ("ignore_stop", secs)   keep running for `secs` even after Stop (to test terminate/kill)
 """
 from __future__ import annotations
@@ -46,6 +47,9 @@ def replay_main(script, queue, stop_event) -> None:
         elif kind == "kill_self":
             sys.stdout.flush()
             os.kill(os.getpid(), signal.SIGKILL)
+        elif kind == "abort":
+            sys.stdout.flush()
+            os.abort()
         elif kind == "ignore_stop":
             signal.signal(signal.SIGTERM, signal.SIG_IGN)  # only SIGKILL can end it now
             time.sleep(value)
@@ -65,8 +69,9 @@ class _RecordingQueue:
     def put(self, event) -> None:
         with open(self.run_dir / "metrics.jsonl", "a", encoding="utf-8") as fh:
             fh.write(event.to_json() + "\n")
-        if isinstance(event, CheckpointSaved):
+        if isinstance(event, CheckpointSaved):  # a complete checkpoint has its state.json (weights are not read)
             Path(event.path).mkdir(parents=True, exist_ok=True)
+            (Path(event.path) / "state.json").write_text(json.dumps({"step": event.step}), encoding="utf-8")
         if isinstance(event, (Finished, Failed)):
             info_path = self.run_dir / "run-info.json"
             info = json.loads(info_path.read_text(encoding="utf-8"))

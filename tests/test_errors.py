@@ -16,11 +16,12 @@ from engine.evaluate.runfolder import EvaluationError
 from engine.export.errors import ExportError
 from engine.models import ModelError
 from engine.storage import StorageError
+from engine.train.checkpoint import CheckpointError
 from engine.train.rundir import RunFolderError
 
 REPO = Path(__file__).resolve().parent.parent
 USER_ERRORS = [UserError, ConfigError, DataError, EvaluationError, ExportError, ModelError, RunFolderError,
-               DownloadError, StorageError]
+               DownloadError, StorageError, CheckpointError]
 
 
 def _error_classes_in_engine() -> list[tuple[str, str]]:

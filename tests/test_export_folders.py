@@ -127,17 +127,46 @@ def test_missing_base_model_names_the_path(tmp_path, lora_run):
         export_run(copy, "merged", tmp_path / "merged")
 
 
-def test_existing_destination_is_kept_unless_overwrite(lora_run, tmp_path):
-    out = tmp_path / "taken"
+def test_a_folder_of_other_files_is_never_written_into_even_with_force(lora_run, tmp_path):
+    out = tmp_path / "models"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
+    (out / "my-other-model").mkdir()
+
+    for overwrite in (False, True):
+        with pytest.raises(ExportError, match="not an earlier Tunesmith export"):
+            export_run(lora_run, "adapter", out, overwrite=overwrite)
+    assert (out / "precious.txt").read_text() == "keep me" and (out / "my-other-model").is_dir()
+    assert sorted(p.name for p in out.iterdir()) == ["my-other-model", "precious.txt"]
+
+
+def test_force_replaces_only_the_files_an_earlier_export_wrote(lora_run, tmp_path):
+    out = tmp_path / "exported"
+    export_run(lora_run, "merged", out)
+    written = json.loads((out / "tunesmith-export.json").read_text())["files"]
+    assert "model.safetensors" in written and "tunesmith-export.json" in written
+    (out / "notes.txt").write_text("my notes about this model")
 
     with pytest.raises(ExportError, match="already exists"):
         export_run(lora_run, "adapter", out)
-    assert (out / "precious.txt").read_text() == "keep me"
-
     export_run(lora_run, "adapter", out, overwrite=True)
-    assert (out / "adapter_config.json").is_file() and not (out / "precious.txt").exists()
+    names = {p.name for p in out.iterdir()}
+    assert (out / "notes.txt").read_text() == "my notes about this model"  # the user's file stays
+    assert "adapter_config.json" in names and "model.safetensors" not in names  # the merged export's files went
+    assert names == set(json.loads((out / "tunesmith-export.json").read_text())["files"]) | {"notes.txt"}
+
+
+def test_a_gguf_file_export_replaces_only_its_file_and_modelfile(lora_run, tmp_path):
+    folder = tmp_path / "shelf"
+    folder.mkdir()
+    (folder / "other.gguf").write_text("someone else's model")
+    target = folder / "mine.gguf"
+    target.write_text("an old export")
+    with pytest.raises(ExportError, match="already exists"):
+        export_run(lora_run, "gguf-f16", target, verify=False)
+    export_run(lora_run, "gguf-f16", target, overwrite=True, verify=False)
+    assert (folder / "other.gguf").read_text() == "someone else's model"
+    assert target.stat().st_size > 1000 and (folder / "Modelfile").is_file()
 
 
 def test_unknown_target_is_refused(lora_run, tmp_path):

@@ -124,6 +124,23 @@ def test_template_that_rewrites_earlier_turns_still_marks_answers(tiny_model_dir
     assert [run.lstrip() for run in trained_runs(rendered)] == ["The answer is 4.<|im_end|>", "Paris.<|im_end|>"]
 
 
+def test_an_answer_that_also_appears_in_the_prompt_is_learned_only_where_the_assistant_says_it(tiny_model_dir):
+    """The same rewriting template; the answer "Yes" is in the user's question too, and earlier turns exist."""
+    tokenizer = load_tokenizer(tiny_model_dir)
+    tokenizer.chat_template = (
+        "{{ 'turns: ' + (messages|length|string) + '\n' }}"
+        "{% for m in messages %}{{ m['role'] + ': ' + m['content'] + '<|im_end|>\n' }}{% endfor %}"
+        "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}")
+    messages = [{"role": "user", "content": "Is water wet? Answer Yes or No."},
+                {"role": "assistant", "content": "Yes"},
+                {"role": "user", "content": "Say Yes if Paris is in France."},
+                {"role": "assistant", "content": "Yes"}]
+    rendered = render(Example(row=1, messages=messages), tokenizer, max_length=512)
+    assert [run.strip() for run in trained_runs(rendered)] == ["Yes<|im_end|>", "Yes<|im_end|>"]
+    masked = masked_text(rendered)
+    assert "Answer Yes or No." in masked and "Say Yes if Paris" in masked
+
+
 def test_template_refusing_a_conversation_is_a_data_error(tiny_model_dir):
     tokenizer = load_tokenizer(tiny_model_dir)
     tokenizer.chat_template = ("{% if messages[0]['role'] == 'system' %}"

@@ -14,7 +14,7 @@ import yaml
 
 from engine import config as cfg
 from engine.cli import main
-from engine.events import Failed, Finished, Started, TrainMetric, event_from_dict
+from engine.events import EvalMetric, Failed, Finished, Started, TrainMetric, event_from_dict
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -111,27 +111,46 @@ def test_train_main_turns_a_crash_into_a_failed_event_with_the_log(monkeypatch):
     events: queue.Queue = queue.Queue()
     worker.train_main({"data": {"path": "x.json"}}, events, threading.Event())
     failed = events.get_nowait()
-    assert isinstance(failed, Failed) and "memory" in failed.reason and "smaller batch" in failed.hint
+    assert isinstance(failed, Failed) and "GPU ran out of memory" in failed.reason
+    assert "smaller micro-batch" in failed.hint
     assert "RuntimeError" in failed.log_tail
     worker.train_main({"nonsense": {}}, events, threading.Event())
     assert "unknown section 'nonsense'" in events.get_nowait().reason
 
 
 @pytest.mark.slow
-def test_two_cpu_processes_train_data_parallel_like_one(tiny_model_dir, tmp_path):
-    """`--gpus 2` relaunches through torch.distributed.run (gloo on CPU); the loss curve is the single-process one."""
-    data = _toy_file(tmp_path / "toy.jsonl", 24)
-    common = ["train", "--model", str(tiny_model_dir), "--data", str(data), "--max-steps", "3", "--batch-size", "6",
-              "--max-length", "64", "--lr", "1e-3", "--set", "method.lora_dropout=0", "--events", "jsonl"]
+@pytest.mark.timeout(240)
+def test_two_cpu_processes_train_data_parallel_like_one_even_when_a_rank_gets_no_example(tiny_model_dir, tmp_path):
+    """`--gpus 2` relaunches through torch.distributed.run (gloo on CPU); the loss curve is the single-process one.
+
+    7 training examples in steps of 6: every second step holds one example, so rank 1 has none (it
+    used to wait forever in the gradient all-reduce); 3 validation examples give the ranks 2 and 1.
+    """
+    data = _toy_file(tmp_path / "toy.jsonl", 7)
+    val = _toy_file(tmp_path / "val.jsonl", 3)
+    common = ["train", "--model", str(tiny_model_dir), "--data", str(data), "--max-steps", "4", "--batch-size", "6",
+              "--max-length", "64", "--lr", "1e-3", "--set", "method.lora_dropout=0", "--set",
+              f"data.val_path={val}", "--set", "training.eval_every=2", "--events", "jsonl"]
     env = dict(os.environ, PYTHONPATH=str(REPO), OMP_NUM_THREADS="1")
     outputs = []
     for extra in ([], ["--gpus", "2"]):
         out = tmp_path / f"run{len(extra)}"
-        proc = subprocess.run([sys.executable, "-m", "engine", *common, "--out", str(out), *extra], cwd=REPO, env=env,
-                              capture_output=True, text=True, timeout=120)
-        assert proc.returncode == 0, proc.stderr[-3000:]
-        outputs.append([event_from_dict(json.loads(line)) for line in proc.stdout.splitlines() if line.startswith("{")])
+        proc = subprocess.Popen([sys.executable, "-m", "engine", *common, "--out", str(out), *extra], cwd=REPO,
+                                env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        try:
+            stdout, stderr = proc.communicate(timeout=100)
+        except subprocess.TimeoutExpired:
+            import psutil
+
+            for child in psutil.Process(proc.pid).children(recursive=True) + [psutil.Process(proc.pid)]:
+                child.kill()  # the launcher and both ranks (torch.distributed.run gives them sessions of their own)
+            proc.communicate()
+            pytest.fail(f"{extra or 'one process'}: no result within 100 s (a rank waiting for the other)")
+        assert proc.returncode == 0, stderr[-3000:]
+        outputs.append([event_from_dict(json.loads(line)) for line in stdout.splitlines() if line.startswith("{")])
     single, double = ([e.loss for e in events if isinstance(e, TrainMetric)] for events in outputs)
-    assert len(single) == len(double) == 3  # rank 0 alone reports
+    assert len(single) == len(double) == 4  # rank 0 alone reports
     assert double == pytest.approx(single, rel=1e-4)
+    single_val, double_val = ([e.val_loss for e in events if isinstance(e, EvalMetric)] for events in outputs)
+    assert len(double_val) == 2 and double_val == pytest.approx(single_val, rel=1e-4)
     assert (tmp_path / "run2" / "adapter" / "adapter_model.safetensors").is_file()

@@ -19,7 +19,9 @@ def register(sub) -> None:
     parser.add_argument("--out", required=True, metavar="PATH",
                         help="Destination folder; for GGUF also a file name ending in .gguf (the Modelfile "
                              "goes beside it).")
-    parser.add_argument("--force", action="store_true", help="Replace an existing destination.")
+    parser.add_argument("--force", action="store_true",
+                        help="Replace an earlier export at the destination: only the files that export wrote are "
+                             "replaced; a folder holding other files is never written into.")
     parser.add_argument("--no-verify", action="store_true",
                         help="GGUF: skip reading the file back and comparing it with the merged model.")
     parser.add_argument("--quiet", action="store_true", help="Print only the exported path.")

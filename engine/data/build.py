@@ -152,5 +152,12 @@ def _mix_in(data, train_count: int, tokenizer, options) -> tuple[list, list]:
                      f"mix_ratio {data.mix_ratio:g} asks for; all of them are used.")
         wanted = len(pool)
     chosen = random.Random(data.seed + 1).sample(pool, wanted)
-    rendered = [r for r in (render(e, tokenizer, **options) for e in chosen) if not r.rejection]
-    return rendered, notes
+    kept, dropped, _ = _render_all(chosen, tokenizer, options)
+    if dropped:
+        # The mix-in is the user's safety net, not their task: a few rows the template cannot lay out
+        # are skipped and counted, never a reason to refuse the whole run.
+        reasons = "; ".join(sorted({reason for _, reason in dropped}))
+        notes.append(f"Mix-in data ({data.mix_path}): {len(dropped)} of the {len(chosen)} chosen examples are "
+                     f"skipped when laid out for training (rows {', '.join(str(row) for row, _ in dropped[:5])}"
+                     f"{', ...' if len(dropped) > 5 else ''}): {reasons}.")
+    return [rendered for _, rendered in kept], notes

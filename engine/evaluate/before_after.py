@@ -20,6 +20,7 @@ import time
 from pathlib import Path
 from typing import Any, Callable, Optional
 
+from engine import atomic
 from engine.events import Notice, Progress
 from engine.evaluate.heldout import answer_scoring, first_line, held_out_examples, question_prompt_ids
 from engine.evaluate.loading import SIDES, load_run
@@ -211,9 +212,7 @@ def save_results(run: RunFolder, results: dict) -> Path:
 
     run.eval_dir.mkdir(parents=True, exist_ok=True)
     path = run.eval_dir / RESULTS_FILE
-    temporary = path.with_suffix(".json.tmp")
-    temporary.write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
-    temporary.replace(path)
+    atomic.write_text(path, json.dumps(results, indent=2, ensure_ascii=False))  # two evaluations may race
     write_report_files(run, results)
     return path
 

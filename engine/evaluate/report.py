@@ -251,10 +251,12 @@ def to_html(results: dict, png: Optional[bytes], run: RunFolder) -> str:
 
 def write_report_files(run: RunFolder, results: dict) -> None:
     """RUN/eval/loss.png and RUN/eval/report.html, written beside results.json."""
+    from engine import atomic
+
     png = chart_png(run)
     if png:
-        (run.eval_dir / CHART_FILE).write_bytes(png)
-    (run.eval_dir / "report.html").write_text(to_html(results, png, run), encoding="utf-8")
+        atomic.write_bytes(run.eval_dir / CHART_FILE, png)
+    atomic.write_text(run.eval_dir / "report.html", to_html(results, png, run))
 
 
 def export_report(run_dir, out, fmt: Optional[str] = None) -> Path:

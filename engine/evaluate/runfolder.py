@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 from engine.errors import TunesmithError
+from engine.train.rundir import RunFolderError, load_run_info, output_name
 
 
 class EvaluationError(TunesmithError):
@@ -132,23 +133,10 @@ def _read_examples(path: Path) -> list[dict[str, Any]]:
 
 
 def _read_info(run_dir: Path) -> dict:
-    from engine.train.rundir import RunFolderError, load_run_info
-
     try:
         return load_run_info(run_dir)
     except RunFolderError as exc:
         raise EvaluationError(str(exc)) from None
-
-
-def _newest_checkpoint(run_dir: Path, marker: str, best_step: Optional[int]) -> Optional[Path]:
-    """The best checkpoint if known, else the newest one holding `marker` (for stopped or crashed runs)."""
-    folders = sorted((run_dir / "checkpoints").glob("step-*"))
-    usable = [f for f in folders if (f / marker).is_file()]
-    if best_step is not None:
-        for folder in usable:
-            if folder.name == f"step-{int(best_step):06d}":
-                return folder
-    return usable[-1] if usable else None
 
 
 def open_run(run_dir) -> RunFolder:
@@ -162,12 +150,13 @@ def open_run(run_dir) -> RunFolder:
     if not (base / "config.json").is_file():
         raise EvaluationError(f"The base model this run was trained from is missing: {base}. Put the model folder "
                               "back (or import the model again with `tunesmith-cli models --import`).")
-    marker = "config.json" if method == "full" else "adapter_config.json"
-    final = run_dir / ("model" if method == "full" else "adapter")
-    tuned = final if (final / marker).is_file() else _newest_checkpoint(run_dir, marker, info.get("best_step"))
+    from engine.train.result import trained_result  # torch: imported only where a model is wanted
+
+    # The final adapter/model, or one built from the best complete checkpoint of a stopped or crashed run.
+    tuned = trained_result(run_dir, info)
     if tuned is None:
-        raise EvaluationError(f"{run_dir}: the run has no trained result yet (no {final.name}/ folder and no "
-                              "checkpoint). Wait for training to finish, or train again.")
+        raise EvaluationError(f"{run_dir}: the run has no trained result yet (no {output_name(method)}/ folder "
+                              "and no complete checkpoint). Wait for its first checkpoint, or train again.")
     tokenizer = run_dir / "tokenizer"
     if not (tokenizer / "tokenizer_config.json").is_file():
         tokenizer = tuned if (tuned / "tokenizer_config.json").is_file() else base

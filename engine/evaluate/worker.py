@@ -7,11 +7,9 @@ as a `Failed` event with a plain-words reason.
 from __future__ import annotations
 
 import queue as queue_module
-import traceback
 from collections import deque
 from typing import Any, Optional
 
-from engine.errors import TunesmithError
 from engine.events import Failed, Finished, GenerationDone, Notice, Token
 
 QUIT = "quit"
@@ -19,13 +17,9 @@ STOP = "stop"
 
 
 def _failure(exc: BaseException, doing: str) -> Failed:
-    if isinstance(exc, TunesmithError):
-        return Failed(reason=str(exc))
-    if type(exc).__name__ == "OutOfMemoryError" or isinstance(exc, MemoryError):
-        return Failed(reason=f"Out of memory while {doing}.", hint="Close other programs, or lower max new tokens.",
-                      log_tail=traceback.format_exc()[-4000:])
-    return Failed(reason=f"Something went wrong while {doing}: {exc}", hint="The details are in the log.",
-                  log_tail=traceback.format_exc()[-4000:])
+    from engine import failures
+
+    return failures.describe(exc, doing, memory_hint="Close other programs, or lower max new tokens.")
 
 
 class _AnyStop:

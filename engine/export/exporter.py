@@ -12,13 +12,13 @@ from typing import Optional
 from engine.export import merge, staging
 from engine.export.errors import ExportError, Progress, report
 from engine.export.gguf_llama import GGUF_FORMATS, check_supported
-from engine.export.run_folder import RunSource, read_run
+from engine.export.run_folder import RunSource, read_run, run_notices
 
 EXPORT_TARGETS = ("adapter", "merged", "gguf-f16", "gguf-q8_0")
 # Read-back verification holds the merged model and the dequantized GGUF copy in memory at once;
 # above this size the default is to skip it rather than risk running out of memory.
 VERIFY_MAX_PARAMETERS = 2_000_000_000
-EXPORT_INFO = "tunesmith-export.json"
+EXPORT_INFO = staging.EXPORT_INFO
 
 
 def export_run(run_dir: str | Path, to: str, out: str | Path, progress: Optional[Progress] = None, *,
@@ -61,10 +61,12 @@ def _export_adapter(source: RunSource, out: Path, progress, overwrite: bool) -> 
     staging.check_destination(out, overwrite=overwrite)
     needed = merge.folder_bytes(source.adapter_dir) + merge.folder_bytes(source.tokenizer_dir)
     staging.check_free_space(staging.existing_parent(out), needed)
+    notices = run_notices(source)
+    _notify(progress, notices, 0.05)
     with staging.staging_folder(out) as work:
         report(progress, "Copying the adapter and the tokenizer", 0.3)
         merge.write_adapter(source, work)
-        _write_info(work, source, "adapter", [])
+        _write_info(work, source, "adapter", notices)
         report(progress, "Adapter exported", 1.0)
         return staging.publish_folder(work, out)
 
@@ -76,7 +78,7 @@ def _export_merged(source: RunSource, out: Path, progress, overwrite: bool) -> P
     weight_files = list(weights_from.glob("*.safetensors")) or list(weights_from.glob("*.bin"))
     needed = sum(f.stat().st_size for f in weight_files) + merge.folder_bytes(source.tokenizer_dir)
     staging.check_free_space(staging.existing_parent(out), needed)
-    notices = merge.merge_notices(source)
+    notices = run_notices(source) + merge.merge_notices(source)
     _notify(progress, notices, 0.05)
     with staging.staging_folder(out) as work:
         report(progress, merge.loading_message(source), 0.1)
@@ -110,10 +112,10 @@ def _export_gguf(source: RunSource, to: str, out: Path, progress, overwrite: boo
     vocab = read_vocab(source.tokenizer_dir, config.vocab_size)
     folder, gguf_path, gguf_name = _gguf_layout(source, to, out)
     single_file = gguf_path == out
-    staging.check_destination(out, overwrite=overwrite)
+    staging.check_destination(out, overwrite=overwrite, folder=not single_file)
     if single_file:
-        staging.check_destination(folder / "Modelfile", overwrite=overwrite)
-    notices = merge.merge_notices(source) + vocab.notices
+        staging.check_destination(folder / "Modelfile", overwrite=overwrite, folder=False)
+    notices = run_notices(source) + merge.merge_notices(source) + vocab.notices
     _notify(progress, notices, 0.02)
     with staging.staging_folder(out) as work:
         report(progress, merge.loading_message(source), 0.05)

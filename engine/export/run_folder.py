@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Optional
 
 from engine.export.errors import ExportError
 from engine.train.rundir import RunFolderError, load_run_info
@@ -24,15 +25,21 @@ class RunSource:
     method: str
     base_model_path: Path
     tokenizer_dir: Path
+    trained_dir: Optional[Path]  # RUN/adapter (RUN/model), or one built from a checkpoint; None: nothing yet
 
     @property
     def adapter_dir(self) -> Path:
-        return self.run_dir / "adapter"
+        return self.trained_dir or self.run_dir / "adapter"
 
     @property
     def model_dir(self) -> Path:
         """The fully fine-tuned model (method 'full' only)."""
-        return self.run_dir / "model"
+        return self.trained_dir or self.run_dir / "model"
+
+    @property
+    def from_checkpoint(self) -> bool:
+        """The run never finished: its result comes from its best complete checkpoint."""
+        return self.trained_dir is not None and self.trained_dir.parent.parent.name == "checkpoints"
 
     @property
     def is_full(self) -> bool:
@@ -41,6 +48,14 @@ class RunSource:
     @property
     def name(self) -> str:
         return self.run_dir.name
+
+
+def run_notices(source: RunSource) -> list[str]:
+    """What the user should know about any export of this run."""
+    if not source.from_checkpoint:
+        return []
+    step = source.trained_dir.parent.name.replace("step-", "").lstrip("0") or "0"
+    return [f"This run did not finish; the export holds its checkpoint at step {step}."]
 
 
 def read_run(run_dir: str | Path) -> RunSource:
@@ -52,9 +67,11 @@ def read_run(run_dir: str | Path) -> RunSource:
         info = load_run_info(run_dir, required=("method", "base_model_path"))
     except RunFolderError as exc:
         raise ExportError(str(exc)) from None
+    from engine.train.result import trained_result
+
     method, base = str(info["method"]), info["base_model_path"]
     source = RunSource(run_dir=run_dir, method=method, base_model_path=Path(base),
-                       tokenizer_dir=run_dir / "tokenizer")
+                       tokenizer_dir=run_dir / "tokenizer", trained_dir=trained_result(run_dir, info))
     _check_outputs(source)
     return source
 
@@ -62,12 +79,12 @@ def read_run(run_dir: str | Path) -> RunSource:
 def _check_outputs(source: RunSource) -> None:
     """The trained result and the tokenizer must be there; the base model too unless training was full."""
     if source.is_full:
-        if not (source.model_dir / "config.json").is_file():
-            raise ExportError(f"{source.run_dir}: the run has no trained model yet (model/ is missing). "
-                              "Wait for training to finish, or export a run that finished.")
-    elif not (source.adapter_dir / "adapter_config.json").is_file():
-        raise ExportError(f"{source.run_dir}: the run has no trained adapter yet (adapter/ is missing). "
-                          "Wait for training to finish, or export a run that finished.")
+        if source.trained_dir is None:
+            raise ExportError(f"{source.run_dir}: the run has no trained model yet (no model/ folder and no "
+                              "complete checkpoint). Wait for its first checkpoint, or train again.")
+    elif source.trained_dir is None:
+        raise ExportError(f"{source.run_dir}: the run has no trained adapter yet (no adapter/ folder and no "
+                          "complete checkpoint). Wait for its first checkpoint, or train again.")
     if not source.is_full and not (source.base_model_path / "config.json").is_file():
         raise ExportError(f"The base model this run was trained from is no longer at {source.base_model_path}. "
                           "Put it back there (or prepare it again with `tunesmith-cli setup` for the starter "

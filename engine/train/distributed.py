@@ -74,4 +74,6 @@ def wrap(module: torch.nn.Module, context: DistContext, device: torch.device) ->
     from torch.nn.parallel import DistributedDataParallel
 
     ids = [device.index] if device.type == "cuda" else None
-    return DistributedDataParallel(module, device_ids=ids)
+    # Buffers (rotary frequencies) are the same constants on every rank; broadcasting them at each
+    # forward would be a collective that ranks with different numbers of passes cannot match.
+    return DistributedDataParallel(module, device_ids=ids, broadcast_buffers=False)

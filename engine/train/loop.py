@@ -6,6 +6,7 @@ resumed run replays exactly the steps an uninterrupted one would take.
 from __future__ import annotations
 
 import contextlib
+import gc
 import math
 import time
 from dataclasses import dataclass
@@ -14,6 +15,7 @@ from typing import Callable, Optional, Sequence
 import torch
 
 from engine.events import CheckpointSaved, EvalMetric, Event, FirstLoss, Notice, Progress, TrainMetric
+from engine.failures import memory_kind
 from engine.train import checkpoint as ckpt
 from engine.train.batching import (IGNORE_INDEX, auto_micro_batch, make_micro_batches, step_examples,
                                    steps_per_epoch)
@@ -93,6 +95,10 @@ class TrainingLoop:
         self.scaler = torch.amp.GradScaler(hardware.device.type) if hardware.precision == "fp16" else None
         self.state = LoopState()
         self.start_step = 0
+        self.rows_per_pass: Optional[int] = None  # None: auto_micro_batch; set smaller after running out of memory
+        self._rows_in_pass = 0
+        self._memory_retried = False
+        self._first_loss_sent = False
 
     # ----------------------------------------------------------------------------- set-up
     def resume(self, path) -> None:
@@ -118,6 +124,39 @@ class TrainingLoop:
                                   micro_batch_size=rows_per_pass, pad_id=self.pad_id)
 
     # ----------------------------------------------------------------------------- one step
+    def _step(self, step: int, runner: torch.nn.Module) -> tuple[float, float, int]:
+        """One optimizer step; out of memory, it is tried once more with half as many rows per pass.
+
+        The step's result does not depend on how it is split into passes, so the curve goes on as
+        before, only a little slower. Not with several processes: they would have to agree on it.
+        """
+        rng = torch.get_rng_state()  # the retry draws the same dropout masks
+        try:
+            return self._train_step(step, runner)
+        except Exception as exc:  # noqa: BLE001 - only out-of-memory is retried; everything else goes on up
+            smaller = self._smaller_passes(exc, step)
+            if smaller is None:
+                raise
+        # Outside the except block: the traceback and the tensors it holds are gone, so memory can be freed.
+        self.optimizer.zero_grad(set_to_none=True)
+        gc.collect()
+        if self.hw.device.type == "cuda":
+            torch.cuda.empty_cache()
+        torch.set_rng_state(rng)
+        return self._train_step(step, runner)
+
+    def _smaller_passes(self, exc: BaseException, step: int) -> Optional[int]:
+        kind = memory_kind(exc)
+        if kind is None or self.dist.active or self._memory_retried or self._rows_in_pass <= 1:
+            return None
+        self._memory_retried = True
+        before, self.rows_per_pass = self._rows_in_pass, max(1, self._rows_in_pass // 2)
+        where = "GPU" if kind == "gpu" else "the computer's"
+        self.emit(Notice(message=f"Step {step + 1} ran out of {where} memory with {before} rows per pass; trying "
+                                 f"again with {self.rows_per_pass}: the same steps in smaller parts, a little "
+                                 "slower.", level="warning"))
+        return self.rows_per_pass
+
     def _train_step(self, step: int, runner: torch.nn.Module) -> tuple[float, float, int]:
         """One optimizer step; returns (mean loss, grad norm, tokens processed by all ranks)."""
         t = self.config.training
@@ -128,23 +167,28 @@ class TrainingLoop:
         # short pass; the step's result is the same, only summed in smaller parts. Other steps keep their
         # usual passes, so a resumed run draws the same dropout masks as an uninterrupted one.
         first = step == self.start_step
-        batches = self._micro_batches(self.train, self.dist.shard(indices), 1 if step == 0 else None)
+        mine = self.dist.shard(indices)
+        # A rank left without examples (the last step of an epoch, say) still runs one forward and
+        # backward through DDP, on an example weighted zero: DDP's gradient all-reduce needs every rank.
+        idle = not mine and self.dist.active
+        rows = 1 if step == 0 else self.rows_per_pass
+        batches = self._micro_batches(self.train, indices[:1] if idle else mine, rows)
         self.model.train()
         loss_sum, tokens = 0.0, 0
+        self._rows_in_pass = max((len(batch.input_ids) for batch in batches), default=0)
         for n, batch in enumerate(batches):
             batch = batch.to(self.hw.device)
             sync = n == len(batches) - 1 or not hasattr(runner, "no_sync")
             with (contextlib.nullcontext() if sync else runner.no_sync()), self._autocast():
                 total, _ = runner(batch)
-                if first and n == 0 and self.dist.main:
+                if first and n == 0 and self.dist.main and not self._first_loss_sent:
+                    self._first_loss_sent = True
                     self.emit(FirstLoss(step=step, loss=float(total.detach()) / max(1, batch.trained_tokens)))
-                scaled = total * (self.dist.world / max(1, step_tokens))
+                scaled = total * (0.0 if idle else self.dist.world / max(1, step_tokens))
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-            loss_sum += float(total.detach())
-            tokens += batch.tokens
-        if not batches and self.dist.active:
-            # A rank without examples this step still joins the gradient all-reduce.
-            (sum(p.sum() for p in self.params) * 0.0).backward()
+            if not idle:
+                loss_sum += float(total.detach())
+                tokens += batch.tokens
         loss = self.dist.sum(loss_sum, self.hw.device) / max(1, step_tokens)
         tokens = int(self.dist.sum(tokens, self.hw.device))
         if self.scaler:
@@ -167,6 +211,9 @@ class TrainingLoop:
     def validation_loss(self, runner: torch.nn.Module) -> Optional[float]:
         if not self.val:
             return None
+        # Without gradients DDP adds nothing but collectives, which would wait forever on a rank whose
+        # share of the validation set is one forward pass shorter: every rank runs its own module.
+        runner = self.loss_module
         self.model.eval()
         loss_sum, count = 0.0, 0
         per_pass = max(1, self.config.training.micro_batch_size or self.config.training.batch_size)
@@ -234,7 +281,7 @@ class TrainingLoop:
         step = self.start_step
         while step < self.total_steps:
             tick = time.monotonic()
-            loss, grad_norm, tokens = self._train_step(step, runner)
+            loss, grad_norm, tokens = self._step(step, runner)
             step += 1
             done_here += 1
             now = time.monotonic()

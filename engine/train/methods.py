@@ -91,13 +91,32 @@ def attention_for(config: RunConfig) -> str:
     return t.attention
 
 
-def _wrap(model, config: RunConfig, method: str, device: torch.device):
+def _check_target_modules(model, targets: list[str], setting: str) -> None:
+    """A name in method.target_modules that is no layer of this model is a ConfigError listing the real ones."""
+    from engine.config import ConfigError
+
+    layers = [name for name, module in model.named_modules()
+              if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Conv1D")]
+    linear = sorted({name.rsplit(".", 1)[-1] for name in layers})
+    unknown = [target for target in targets
+               if not any(name == target or name.endswith("." + target) for name in layers)]
+    if unknown:
+        raise ConfigError(f"method.target_modules = {setting!r}: this model has no layer called "
+                          f"{', '.join(repr(name) for name in unknown)}. Its linear layers are: {', '.join(linear)}. "
+                          "Use names from that list, or 'all-linear'.")
+
+
+def attach_method(model, config: RunConfig, method: str, device: torch.device):
+    """Make `model` trainable the way `method` says: every weight (full) or a fresh PEFT adapter."""
     if method == "full":
         for p in model.parameters():
             p.requires_grad_(True)
         return model
     from peft import get_peft_model
 
+    targets = _target_modules(config)
+    if method in ("lora", "qlora") and targets != "all-linear":
+        _check_target_modules(model, targets, config.method.target_modules)
     model = get_peft_model(model, peft_config_for(config, method))
     if device.type == "cpu":
         from engine.train.dropout import use_word_dropout
@@ -130,7 +149,7 @@ def load_model(config: RunConfig, model_dir: Path, device: torch.device, base_dt
     dtype = torch.float32 if method == "full" else base_dtype
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=dtype, **kwargs).to(device)
     model.config.use_cache = False
-    return LoadedModel(_wrap(model, config, method, device), method, False)
+    return LoadedModel(attach_method(model, config, method, device), method, False)
 
 
 def _load_qlora(config: RunConfig, model_dir: Path, device: torch.device, kwargs: dict) -> LoadedModel:
@@ -145,7 +164,7 @@ def _load_qlora(config: RunConfig, model_dir: Path, device: torch.device, kwargs
     model.config.use_cache = False
     # Gradient checkpointing is the loop's decision (only when memory requires), not PEFT's default.
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
-    return LoadedModel(_wrap(model, config, "qlora", device), "qlora", True)
+    return LoadedModel(attach_method(model, config, "qlora", device), "qlora", True)
 
 
 def trainable_counts(model: torch.nn.Module) -> tuple[int, int]:
@@ -175,5 +194,5 @@ def count_trainable(config: RunConfig, model_dir: Path | str) -> tuple[int, int]
         if method != "full":
             for p in model.parameters():
                 p.requires_grad_(False)
-        model = _wrap(model, config, method, torch.device("meta"))
+        model = attach_method(model, config, method, torch.device("meta"))
     return trainable_counts(model)

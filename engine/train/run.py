@@ -6,32 +6,29 @@ ends as a `Failed` event with a plain-words reason and hint, never as a tracebac
 """
 from __future__ import annotations
 
+import dataclasses
 import math
-import traceback
 from pathlib import Path
 from typing import Optional
 
 import torch
 
 from engine import config as cfg
-from engine.errors import TunesmithError
+from engine import failures
 from engine.events import Event, Failed, Finished, Notice, Started
 from engine.train import checkpoint as ckpt
 from engine.train import distributed, hardware, kernels
 from engine.train.batching import steps_per_epoch
+from engine.train.details import DETAILS_FILE, LibraryMessages
 from engine.train.loop import NonFiniteLoss, TrainingLoop
 from engine.train.loss import TokenLoss
 from engine.train.methods import load_model, trainable_counts
-from engine.train.rundir import RunFolder, default_run_dir
-
-OOM_HINT = ("Try a smaller batch (training.micro_batch_size), a shorter maximum length (data.max_length), "
-            "gradient checkpointing (training.gradient_checkpointing=on), or QLoRA.")
-
+from engine.train.rundir import RunFolder, RunFolderError, default_run_dir
 
 class _Emitter:
     """Sends each event to metrics.jsonl (once the run folder exists) and to the caller's sink; rank 0 only."""
 
-    def __init__(self, sink, main: bool):
+    def __init__(self, sink, main: bool = True):
         self.sink, self.main, self.folder = sink, main, None
         self.pending: list[Event] = []
 
@@ -65,15 +62,44 @@ def _load_data(config: cfg.RunConfig, tokenizer):
     return build_training_data(config, tokenizer)
 
 
-def _run_dir_for(config: cfg.RunConfig, resume_from) -> tuple[Path, Optional[Path]]:
-    """(run folder, checkpoint to resume from or None)."""
+def _run_dir_for(config: cfg.RunConfig, resume_from) -> tuple[Path, list[Path]]:
+    """(run folder, checkpoints to try resuming from, the preferred first; [] for a new run)."""
     if resume_from:
         path = Path(resume_from)
-        if ckpt.is_complete(path):
-            return path.parent.parent, path
+        if ckpt.is_complete(path):  # one checkpoint; the older ones are the fallbacks should it be damaged
+            older = [p for p in ckpt.list_checkpoints(path.parent) if ckpt.step_of(p) < ckpt.step_of(path)]
+            return path.parent.parent, [path] + older[::-1]
         ckpt.clean_incomplete(path / "checkpoints")
-        return path, ckpt.latest_checkpoint(path / "checkpoints")
-    return (Path(config.out) if config.out else default_run_dir(config)), None
+        return path, ckpt.list_checkpoints(path / "checkpoints")[::-1]
+    return (Path(config.out) if config.out else default_run_dir(config)), []
+
+
+def _resume(loop: TrainingLoop, candidates: list[Path], emit) -> Path:
+    """Load the newest checkpoint that reads back whole; damaged ones are skipped with a message.
+
+    A checkpoint that asks to run code (CheckpointError.unsafe) stops the run: it was not written
+    by Tunesmith, and the folder around it cannot be trusted either.
+    """
+    for number, path in enumerate(candidates):
+        try:
+            loop.resume(path)
+            return path
+        except ckpt.CheckpointError as exc:
+            if exc.unsafe or number == len(candidates) - 1:
+                raise
+            emit(Notice(message=f"Checkpoint {path.name} cannot be used: {exc} Resuming from the one before it "
+                                "instead.", level="warning"))
+    raise RunFolderError("There is no complete checkpoint to resume from; start the run again.")
+
+
+def _set_aside_abandoned(folder: RunFolder, step: int, emit) -> None:
+    """Later checkpoints belong to the branch this resume leaves: move them where pruning cannot mix them up."""
+    moved = ckpt.set_aside_later(folder.checkpoints, step)
+    if moved:
+        steps = ", ".join(str(int(path.name.split("-")[1])) for path in moved)  # step-000060[-2]
+        emit(Notice(message=f"Resuming from step {step}: the later checkpoints (step {steps}) belong to the "
+                            f"training this resume replaces; they were moved to {moved[0].parent} (delete that "
+                            "folder to free the space).", level="warning"))
 
 
 def _maybe_gradient_checkpointing(config, model, hw, emit) -> None:
@@ -125,37 +151,47 @@ def run_training(config: cfg.RunConfig, sink=None, stop=None, resume_from=None, 
     resume_from: a run folder (its latest complete checkpoint) or one checkpoint folder.
     data: already-built training data (train/val lists of Rendered, val_examples, test_examples); built from
     config.data when None.
+
+    Whatever goes wrong, the run folder (once it exists) ends in a final state: run-info.json says
+    "failed" with the reason and what to do, and what was kept.
     """
-    try:
-        hw = hardware.choose(config.training.precision)
-    except TunesmithError as exc:  # e.g. a misspelt TUNESMITH_PRECISION
-        failed = Failed(reason=str(exc), hint="Fix the problem above and start the run again.")
-        if sink is not None:
-            sink(failed)
-        return failed
-    dist = distributed.init_from_env(hw.device)
-    emit = _Emitter(sink, dist.main)
-    try:
-        return _run(config, emit, stop, resume_from, data, hw, dist)
-    except TunesmithError as exc:
-        failed = Failed(reason=str(exc), hint="Fix the problem above and start the run again.")
-    except NonFiniteLoss as exc:
-        failed = Failed(reason=f"Training went unstable: the {exc} (not a number).",
-                        hint="The learning rate is probably too high; lower it (e.g. by 10x) and start again. "
-                             "The last good checkpoint is kept in the run folder.")
-    except torch.OutOfMemoryError:
-        failed = Failed(reason="The GPU ran out of memory.", hint=OOM_HINT, log_tail=traceback.format_exc()[-4000:])
-    except MemoryError:
-        failed = Failed(reason="The computer ran out of memory.", hint=OOM_HINT, log_tail=traceback.format_exc()[-4000:])
-    emit(failed)
-    folder = emit.folder
-    if folder is not None and dist.main:
-        folder.finish("failed", folder.read_info().get("best_step"))
-    distributed.shutdown(dist)
-    return failed
+    emit = _Emitter(sink, main=True)
+    dist = None
+    with LibraryMessages() as library:
+        try:
+            hw = hardware.choose(config.training.precision)
+            dist = distributed.init_from_env(hw.device)
+            emit.main = dist.main
+            return _run(config, emit, stop, resume_from, data, hw, dist, library)
+        except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised unless it is an Exception
+            failed = _failure(exc, emit.folder)
+            emit(failed)
+            if emit.folder is not None and emit.main:
+                emit.folder.finish("failed", emit.folder.read_info().get("best_step"), reason=failed.reason,
+                                   hint=failed.hint)
+            if not isinstance(exc, Exception):
+                raise  # Ctrl-C twice, SystemExit: recorded, and still ending the process
+            return failed
+        finally:
+            if dist is not None:
+                distributed.shutdown(dist)
 
 
-def _run(config, emit, stop, resume_from, data, hw, dist) -> Event:
+def _failure(exc: BaseException, folder: Optional[RunFolder]) -> Failed:
+    """The Failed event for `exc`, saying which checkpoint survived."""
+    latest = ckpt.latest_checkpoint(folder.checkpoints) if folder is not None else None
+    kept = ""
+    if latest is not None:
+        kept = (f"The last complete checkpoint (step {ckpt.step_of(latest)}) is kept: chat with it, evaluate or "
+                "export it, or resume from it in the Training tab's run history.")
+    if isinstance(exc, NonFiniteLoss):
+        return Failed(reason=f"Training went unstable: the {exc} (not a number).",
+                      hint=" ".join(filter(None, ["The learning rate is probably too high; lower it (e.g. by 10x) "
+                                                  "and start again.", kept])))
+    return failures.describe(exc, "training", fix_hint="Fix the problem above and start the run again.", kept=kept)
+
+
+def _run(config, emit, stop, resume_from, data, hw, dist, library) -> Event:
     from transformers.utils import logging as hf_logging
 
     from engine.models import resolve_model
@@ -170,7 +206,7 @@ def _run(config, emit, stop, resume_from, data, hw, dist) -> Event:
         hardware.set_threads(config.training.threads)
     torch.manual_seed(config.training.seed)
 
-    run_path, resume_ckpt = _run_dir_for(config, resume_from)
+    run_path, resume_candidates = _run_dir_for(config, resume_from)
     run_path = Path(dist.broadcast(str(run_path)))
     model_dir = resolve_model(config.model.name)
     tokenizer = load_tokenizer(model_dir, config.model.template)
@@ -181,16 +217,21 @@ def _run(config, emit, stop, resume_from, data, hw, dist) -> Event:
     if not data.train:
         raise cfg.ConfigError("No usable training examples: check the data file and its format.")
 
+    # The run folder exists before the model loads, so that a failure from here on is recorded in it.
     folder = RunFolder(run_path)
-    loaded = load_model(config, model_dir, hw.device, torch.bfloat16 if hw.precision == "bf16" else torch.float32,
-                        notice=lambda message: emit(Notice(message=message, level="warning")))
+    config = dataclasses.replace(config, out=str(run_path))  # run.yaml names where the run is (it may have moved)
     if dist.main:
-        folder.create(config, base_model_path=str(model_dir), method=loaded.method,
+        folder.create(config, base_model_path=str(model_dir), method=config.method.name,
                       template=template_name(tokenizer))
         ckpt.clean_incomplete(folder.checkpoints)
         folder.write_heldout(getattr(data, "val_examples", []) or [], getattr(data, "test_examples", []) or [])
         folder.save_tokenizer(tokenizer)
         emit.attach(folder)
+        library.attach(folder.path / DETAILS_FILE)
+    loaded = load_model(config, model_dir, hw.device, torch.bfloat16 if hw.precision == "bf16" else torch.float32,
+                        notice=lambda message: emit(Notice(message=message, level="warning")))
+    if dist.main and loaded.method != config.method.name:
+        folder.update_info(method=loaded.method)  # QLoRA fell back to LoRA
     model = loaded.model
     _maybe_gradient_checkpointing(config, model, hw, emit)
     warn = lambda message: emit(Notice(message=message, level="warning"))  # noqa: E731
@@ -203,9 +244,13 @@ def _run(config, emit, stop, resume_from, data, hw, dist) -> Event:
     loop = TrainingLoop(config=config, model=model, loss_module=loss_module, train=data.train, val=data.val,
                         hardware=hw, dist=dist, folder=folder, emit=emit, pad_id=tokenizer.pad_token_id or 0,
                         total_steps=total_steps, stop=stop, general=_general_curve(config, tokenizer, hw, emit, data))
-    if resume_ckpt is not None:
-        loop.resume(resume_ckpt)
-        emit(Notice(message=f"Resuming from step {loop.start_step} ({resume_ckpt.name})."))
+    if resume_from:
+        resumed = _resume(loop, resume_candidates, emit)
+        if dist.main:
+            _set_aside_abandoned(folder, loop.start_step, emit)
+        emit(Notice(message=f"Resuming from step {loop.start_step} ({resumed.name})."))
+    for message in library.plain_words():
+        emit(Notice(message=message))
     trainable, total = trainable_counts(model)
     emit(Started(run_dir=str(run_path), method=loaded.method, device=hw.describe(), trainable_params=trainable,
                  total_params=total, train_examples=len(data.train), val_examples=len(data.val),
@@ -220,9 +265,10 @@ def _run(config, emit, stop, resume_from, data, hw, dist) -> Event:
     if dist.main:
         out = _write_output(folder, loaded.method, model, tokenizer, result.state, result.step)
         folder.finish(result.reason, result.state.best_step)
+    for message in library.plain_words():
+        emit(Notice(message=message))
     finished = Finished(run_dir=str(run_path), output_path=str(out or folder.output_dir(loaded.method)),
                         reason=result.reason, step=result.step, best_step=result.state.best_step,
                         best_val_loss=result.state.best_val_loss)
     emit(finished)
-    distributed.shutdown(dist)
     return finished

@@ -5,14 +5,13 @@
 from __future__ import annotations
 
 import json
-import os
 import time
 from datetime import datetime
 from pathlib import Path
 from typing import Iterable, Optional
 
 from engine import config as cfg
-from engine import paths
+from engine import atomic, paths
 from engine.errors import TunesmithError
 from engine.events import Event
 
@@ -57,6 +56,45 @@ def load_run_info(run_dir: Path, required: tuple[str, ...] = ("base_model_path",
     return info
 
 
+def output_name(method: str) -> str:
+    """The folder of a run's final trained weights: model/ for full fine-tuning, adapter/ otherwise."""
+    return "model" if method == "full" else "adapter"
+
+
+def result_marker(method: str) -> str:
+    """The file whose presence makes a trained-weights folder complete."""
+    return "config.json" if method == "full" else "adapter_config.json"
+
+
+CHECKPOINT_PREFIX = "step-"
+CHECKPOINT_STATE_FILE = "state.json"  # written last: a checkpoint folder without it is incomplete
+
+
+def is_complete_checkpoint(path: Path) -> bool:
+    path = Path(path)
+    return (path.is_dir() and path.name.startswith(CHECKPOINT_PREFIX) and path.name[len(CHECKPOINT_PREFIX):].isdigit()
+            and (path / CHECKPOINT_STATE_FILE).is_file())
+
+
+def complete_checkpoints(folder: Path) -> list[Path]:
+    """The complete checkpoints in RUN/checkpoints, oldest first (half-written ones are never listed)."""
+    folder = Path(folder)
+    if not folder.is_dir():
+        return []
+    return sorted((p for p in folder.iterdir() if is_complete_checkpoint(p)),
+                  key=lambda p: int(p.name[len(CHECKPOINT_PREFIX):]))
+
+
+def has_trained_weights(run_dir: Path, method: str) -> bool:
+    """Whether chat, evaluation and export can use the run: a final result or any complete checkpoint.
+
+    Cheap (no model is loaded): engine.train.result builds the result from a checkpoint when asked.
+    """
+    run_dir = Path(run_dir)
+    return (run_dir / output_name(method) / result_marker(method)).is_file() or \
+        bool(complete_checkpoints(run_dir / "checkpoints"))
+
+
 class RunFolder:
     """Writes the files of one run; `emit` appends an event to metrics.jsonl."""
 
@@ -87,17 +125,17 @@ class RunFolder:
         return info if isinstance(info, dict) else {}
 
     def write_info(self, info: dict) -> None:
-        temp = self.info_path.with_suffix(".tmp")
-        temp.write_text(json.dumps(info, indent=2), encoding="utf-8")
-        os.replace(temp, self.info_path)
+        atomic.write_text(self.info_path, json.dumps(info, indent=2))
 
     def update_info(self, **changes) -> None:
         info = self.read_info()
         info.update(changes)
         self.write_info(info)
 
-    def finish(self, status: str, best_step: Optional[int]) -> None:
-        self.update_info(status=status, best_step=best_step, finished=_now())
+    def finish(self, status: str, best_step: Optional[int], *, reason: str = "", hint: str = "") -> None:
+        """The final state: status completed | stopped | early_stopped | failed (with the reason and what to do)."""
+        self.update_info(status=status, best_step=best_step, finished=_now(), reason=reason or None,
+                         hint=hint or None)
 
     def emit(self, event: Event) -> None:
         with open(self.path / METRICS_FILE, "a", encoding="utf-8") as fh:
@@ -115,7 +153,7 @@ class RunFolder:
         tokenizer.save_pretrained(str(self.path / "tokenizer"))
 
     def output_dir(self, method: str) -> Path:
-        return self.path / ("model" if method == "full" else "adapter")
+        return self.path / output_name(method)
 
 
 def _now() -> str:
