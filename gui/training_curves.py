@@ -10,6 +10,7 @@ from typing import Iterable, Optional
 
 from engine.events import (CheckpointSaved, EvalMetric, Event, Failed, Finished, FirstLoss, GeneralMetric, Notice,
                            Progress, Started, TrainMetric)
+from engine.words import count
 
 OVERFITTING_MESSAGE = (
     "The model is starting to memorise the examples instead of learning from them: validation loss is "
@@ -193,8 +194,9 @@ def describe_event(event: Event) -> Optional[str]:
     if isinstance(event, Started):
         return (f"Training {event.method} on {event.device}: {event.trainable_params:,} of "
                 f"{event.total_params:,} weights are trained ({event.trainable_percent:.2f} %); "
-                f"{event.train_examples} training, {event.val_examples} validation and {event.test_examples} test "
-                f"examples (test: kept for the evaluation, never trained on), {event.total_steps} steps.")
+                f"{count(event.train_examples, 'training example')}, "
+                f"{count(event.val_examples, 'validation example')} and {count(event.test_examples, 'test example')} "
+                f"(test: kept for the evaluation, never trained on), {count(event.total_steps, 'step')}.")
     if isinstance(event, Notice):
         return ("Warning: " if event.level == "warning" else "") + event.message
     if isinstance(event, FirstLoss):

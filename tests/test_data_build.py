@@ -125,3 +125,34 @@ def test_rows_the_template_refuses_are_skipped_with_the_reason(tmp_path, tiny_mo
     assert len(data.train) == 3
     assert [r.row for r in data.report.rejected] == [4]
     assert "System role not supported" in data.report.rejected[0].reason
+
+
+def test_mix_in_rows_the_template_refuses_are_skipped_and_counted_not_fatal(tmp_path, tiny_model_dir):
+    tokenizer = load_tokenizer(tiny_model_dir)
+    tokenizer.chat_template = ("{% for m in messages %}{% if m['role'] == 'system' %}"
+                               "{{ raise_exception('System role not supported') }}{% endif %}"
+                               "{{ m['role'] + ': ' + m['content'] + '<|im_end|>\n' }}{% endfor %}"
+                               "{% if add_generation_prompt %}{{ 'assistant: ' }}{% endif %}")
+    mix = tmp_path / "general.jsonl"
+    rows = [{"instruction": f"General question {i}", "output": "An answer."} for i in range(6)]
+    rows += [{"instruction": "Hi", "output": "Yo.", "system": "Be cool."}] * 4
+    mix.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
+    config = config_for(alpaca_file(tmp_path / "d.json", 10), mix_path=str(mix), mix_ratio=0.5, val_fraction=0.0)
+    data = build_training_data(config, tokenizer)
+    assert data.mixed_in == 6 and len(data.train) == 16
+    note = next(w for w in data.warnings if w.startswith("Mix-in data"))
+    assert "4 of the 10 chosen examples are skipped" in note and "System role not supported" in note
+
+
+def test_counts_in_messages_agree_with_their_noun():
+    from engine.data.split import validation_warnings
+    from engine.events import Started
+    from gui.training_curves import describe_event
+
+    assert validation_warnings(1, 10)[0].startswith("Only 1 validation example: ")
+    assert validation_warnings(3, 30)[0].startswith("Only 3 validation examples: ")
+    assert "(there is only 1 example)" in validation_warnings(0, 1)[0]
+    started = Started(run_dir="r", method="lora", device="CPU", trainable_params=1, total_params=10,
+                      train_examples=1, val_examples=1, test_examples=1, total_steps=1)
+    line = describe_event(started)
+    assert "1 training example, 1 validation example and 1 test example (test:" in line and "1 step." in line

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -10,6 +11,7 @@ from PySide6.QtGui import QGuiApplication
 from gui import style
 from gui.controller import Controller
 from gui.views.evaluation_view import EvaluationView
+from gui.widgets.before_after import ROWS
 
 SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 VAL = [{"row": 7, "messages": [{"role": "system", "content": "Answer briefly."},
@@ -46,8 +48,8 @@ def view(qapp, qtbot, run_dir):
 
 
 def open_and_wait(qtbot, view, run_dir):
-    with qtbot.waitSignal(view.chatReady, timeout=20000):
-        view.controller.select_run(str(run_dir))
+    view.controller.select_run(str(run_dir))  # the newest run may be open already: the tab chooses it
+    qtbot.waitUntil(lambda: view.session is not None and view.session.is_ready, timeout=20000)
     assert view.send_button.isEnabled()
 
 
@@ -58,7 +60,6 @@ def ask(qtbot, view, text):
 
 
 def test_both_panes_stream_the_same_conversation_over_several_turns(qtbot, view, run_dir):
-    assert view.run_combo.currentData() is None and not view.send_button.isEnabled()
     open_and_wait(qtbot, view, run_dir)
     assert "smollm2-135m-instruct" in view.base_label.text()
     seen = []
@@ -187,3 +188,60 @@ def test_results_of_a_run_without_test_rows_say_they_come_from_validation(qtbot,
     panel.set_run(str(run_dir))
     assert panel.row_labels["val_loss"].text() == "Validation loss"
     assert "Measured on 6 validation examples" in panel.status.text() and "flatter" in panel.status.text()
+
+
+def test_the_run_list_shows_the_newest_run_and_runs_trained_since(qtbot, run_dir, tunesmith_home):
+    view = EvaluationView(Controller(), chat_target="tests.fake_worker:fake_chat_main")
+    qtbot.addWidget(view)
+    # Not an empty box although a run exists: the newest run is chosen (its model loads once the tab shows).
+    assert view.run_combo.count() == 1 and view.run_combo.currentData() == str(run_dir)
+    assert view.run_dir == str(run_dir) and view.session is None
+    newer = tunesmith_home / "runs" / "2026-11-23_0900_newer"
+    shutil.copytree(run_dir, newer)
+    info = json.loads((newer / "run-info.json").read_text())
+    (newer / "run-info.json").write_text(json.dumps(dict(info, created="2026-11-23 09:00:00")))
+    with qtbot.waitSignal(view.chatReady, timeout=20000):
+        view.show()  # the tab comes on screen: the run trained meanwhile is listed without Refresh
+    assert view.run_combo.count() == 2 and view.run_combo.currentData() == str(run_dir)  # the choice is kept
+    view.shutdown()
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+def test_before_after_rows_never_overlap_under_a_long_verdict(qtbot, qapp, run_dir, size, tmp_path):
+    from tests.fake_worker import fake_eval_main
+
+    fake_eval_main(str(run_dir), _Sink())
+    results = json.loads((run_dir / "eval" / "results.json").read_text())
+    results["forgetting"]["verdict"] = ("General ability kept: 41%. The tuned model forgot much of what it knew "
+                                        "(catastrophic forgetting): it may now answer everything like your "
+                                        "training data. Mix general data in, lower the learning rate, or train "
+                                        "fewer epochs.")
+    (run_dir / "eval" / "results.json").write_text(json.dumps(results))
+    style.apply(qapp)
+    from gui.main_window import MainWindow
+
+    window = MainWindow(prepare_model=False, restore=False)
+    qtbot.addWidget(window)
+    view = window.evaluation_view
+    view._start_session = lambda: None  # only the layout matters here
+    window.resize(*size)
+    window.tabs.setCurrentIndex(3)
+    window.show()
+    qtbot.waitExposed(window)
+    view.open_run(str(run_dir))
+    view.base_label.setText("Base: smollm2-135m-instruct (the model 2026-11-26_0812_customer-orders-sample "
+                            "started from) · method lora · a run line long enough to take two lines")
+    qtbot.wait(100)
+    panel = view.before_after
+    rows = [panel.cells[key][0] for _, key, *_ in ROWS]
+    for cell in rows:
+        assert cell.height() >= cell.sizeHint().height(), cell.text()
+    for upper, lower in zip(rows, rows[1:]):
+        assert upper.geometry().bottom() < lower.geometry().top(), (upper.text(), lower.text())
+    assert panel.verdict.height() >= panel.verdict.heightForWidth(panel.verdict.width())
+    window.grab().save(str(tmp_path / f"evaluation-{size[0]}x{size[1]}.png"))
+
+
+class _Sink:
+    def put(self, event) -> None:
+        pass

@@ -140,7 +140,10 @@ def test_a_crash_shows_the_log_tail_and_the_window_survives_with_its_checkpoints
     assert [view.history.checkpoints.itemText(i) for i in range(view.history.checkpoints.count())] == \
         ["step-000010", "step-000005"]
     assert view.history.resume_button.isEnabled()
-    assert "interrupted" in view.history.list.currentItem().text()  # killed before it could say so
+    # Killed before it could say so: the window marks the run folder failed, with the reason.
+    assert "failed" in view.history.list.currentItem().text()
+    info = json.loads((view.run_dir / "run-info.json").read_text())
+    assert info["status"] == "failed" and "killed" in info["reason"]
 
 
 def test_the_window_stays_responsive_while_a_worker_streams_events(qtbot, view):

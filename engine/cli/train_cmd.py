@@ -158,8 +158,14 @@ def _stop_on_first_ctrl_c(stop: threading.Event) -> None:
         stop.set()
         print("\nStopping after this step (press Ctrl-C again to abort)...", file=sys.stderr)
 
+    def on_terminate(signum, frame):  # `kill`, a logout, a scheduler ending the job: stop as on Ctrl-C
+        if stop.is_set():
+            raise SystemExit(128 + signum)
+        stop.set()
+
     if threading.current_thread() is threading.main_thread():
         signal.signal(signal.SIGINT, handler)
+        signal.signal(signal.SIGTERM, on_terminate)
 
 
 class ProgressView:
@@ -183,12 +189,15 @@ class ProgressView:
 
     def __call__(self, event) -> None:
         from engine.events import EvalMetric, Finished, FirstLoss, GeneralMetric, Notice, Progress, Started, TrainMetric
+        from engine.words import count
 
         say = self.bar.console.print
         if isinstance(event, Started):
+            examples = (f"{count(event.train_examples, 'training example')}, "
+                        f"{count(event.val_examples, 'validation example')}, "
+                        f"{count(event.test_examples, 'test example')}")
             say(f"Training {event.method} on {event.device}: {event.trainable_params:,} of {event.total_params:,} "
-                f"parameters trainable ({event.trainable_percent:.2f}%), {event.train_examples} training / "
-                f"{event.val_examples} validation / {event.test_examples} test examples (test: kept for the "
+                f"parameters trainable ({event.trainable_percent:.2f}%), {examples} (test: kept for the "
                 f"evaluation, never trained on).\nRun folder: {event.run_dir}", markup=False)
             self.task = self.bar.add_task("train", total=event.total_steps, loss="-", val="-")
         elif isinstance(event, Notice):

@@ -10,6 +10,8 @@ from __future__ import annotations
 import random
 from dataclasses import dataclass, field
 
+from engine.words import count
+
 MEANINGFUL_HELDOUT = 20  # fewer held-out examples than this give numbers that are mostly noise
 MIN_PART = 5  # each held-out part gets at least this many when the data allows ...
 MIN_TRAIN_SHARE = 0.6  # ... but the minimums never take training below 60% of the data
@@ -28,10 +30,6 @@ class Split:
     @property
     def warnings(self) -> list:
         return self.val_warnings + self.test_warnings
-
-
-def _plural(count: int, noun: str) -> str:
-    return f"{count} {noun}" + ("" if count == 1 else "s")
 
 
 def part_sizes(total: int, val_fraction: float, test_fraction: float, val_max: int, test_max: int) -> tuple[int, int]:
@@ -96,14 +94,18 @@ def split_as_configured(examples: list, data) -> Split:
     return split
 
 
+def _only(total: int) -> str:
+    return f"there {'is' if total == 1 else 'are'} only {count(total, 'example')}"
+
+
 def validation_warnings(val_count: int, total: int, val_fraction: float = 0.1) -> list[str]:
     """Plain-words warnings when validation cannot tell overfitting apart from learning."""
     if val_count == 0:
-        why = "validation is turned off" if val_fraction <= 0 else f"there are only {_plural(total, 'example')}"
+        why = "validation is turned off" if val_fraction <= 0 else _only(total)
         return [f"No validation examples ({why}): overfitting cannot be seen and early stopping is off. "
                 "Hold out some examples or give a separate validation file."]
     if val_count < MEANINGFUL_HELDOUT:
-        return [f"Only {_plural(val_count, 'validation example')}: the validation loss will jump around and says "
+        return [f"Only {count(val_count, 'validation example')}: the validation loss will jump around and says "
                 "little. Use more data, a larger validation share, or a separate validation file."]
     return []
 
@@ -111,12 +113,12 @@ def validation_warnings(val_count: int, total: int, val_fraction: float = 0.1) -
 def warnings_for_test_part(test_count: int, total: int, test_fraction: float = 0.1) -> list[str]:
     """Plain-words warnings when the test part is too small for the before/after numbers to mean much."""
     if test_count == 0:
-        why = "the test share is 0" if test_fraction <= 0 else f"there are only {_plural(total, 'example')}"
+        why = "the test share is 0" if test_fraction <= 0 else _only(total)
         return [f"No test examples ({why}): the before/after evaluation will use the validation examples, which "
                 "also chose the best step, so it flatters the tuned model. Keep a test share or give a test file."]
     if test_count < MEANINGFUL_HELDOUT:
         step = 100 / test_count
-        return [f"Only {_plural(test_count, 'test example')}: one answer more or less moves exact match by "
+        return [f"Only {count(test_count, 'test example')}: one answer more or less moves exact match by "
                 f"{step:.0f} points, so the before/after numbers are rough. Use more data or a separate test file."]
     return []
 
@@ -128,6 +130,6 @@ def overlap_warning(part: str, part_examples: list, train_examples: list) -> lis
     if not copies:
         return []
     rows = ", ".join(str(row) for row in copies[:5]) + (" ..." if len(copies) > 5 else "")
-    return [f"The {part} has {_plural(len(copies), 'example')} that also appear in the training data (rows {rows} "
+    return [f"The {part} has {count(len(copies), 'example')} that also appear in the training data (rows {rows} "
             f"of the {part}): the model has learned their answers by heart, so its scores on them flatter it. "
             "Remove them from one of the files."]

@@ -125,6 +125,7 @@ class EvaluationView(QWidget):
         side.addWidget(settings_card)
         side.addStretch(1)
         side_widget = QWidget()
+        side_widget.setObjectName("page")
         side_widget.setLayout(side)
         side.setContentsMargins(0, 0, 0, 0)
         # The side column scrolls rather than squeezing its cards when the numbers need more room.
@@ -140,16 +141,21 @@ class EvaluationView(QWidget):
 
     # --- runs -------------------------------------------------------------------------------
     def refresh_runs(self) -> None:
-        """List the runs that have a result to chat with; keep the current choice."""
-        current = self.run_combo.currentData() or self.controller.run_dir
+        """List the runs that have a result to chat with; keep the current choice, else take the newest."""
+        current = self.run_combo.currentData() or self.run_dir or self.controller.run_dir
         self.run_combo.clear()
         for summary in runs.list_runs():
-            if summary.has_result or summary.checkpoints():
+            if summary.has_result:  # the final result, or a complete checkpoint of a stopped or crashed run
                 self.run_combo.addItem(summary.label(), str(summary.path))
         index = self.run_combo.findData(current) if current else -1
+        if index < 0 and self.run_combo.count():
+            index = 0  # the newest: a list showing no choice looked empty although runs exist
         self.run_combo.setCurrentIndex(index)
         if self.run_combo.count() == 0:
             self.base_label.setText("No trained runs yet: train one in the Training tab, then chat with it here.")
+        chosen = self.run_combo.currentData() or ""
+        if chosen and chosen != self.run_dir:
+            self.open_run(chosen)
         self._update_buttons()
 
     def show_export_dialog(self) -> Optional[ExportDialog]:
@@ -189,6 +195,7 @@ class EvaluationView(QWidget):
 
     def showEvent(self, event) -> None:  # noqa: N802 - Qt API
         super().showEvent(event)
+        self.refresh_runs()  # runs trained since the tab was last shown
         if self.run_dir and self.session is None:
             self._start_session()
 

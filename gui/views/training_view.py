@@ -264,6 +264,8 @@ class TrainingView(QWidget):
         else:
             self.controller.say(describe_event(outcome) or "Training ended.")
         run_dir = getattr(outcome, "run_dir", "") or self.current_run_dir
+        if isinstance(outcome, Failed) and run_dir:
+            runs.record_failure(run_dir, outcome)
         self.history.refresh(select=run_dir or None)
         if isinstance(outcome, Finished) and run_dir:
             self.controller.select_run(run_dir)
@@ -389,3 +391,4 @@ class TrainingView(QWidget):
     def _log(self, line: str) -> None:
         if line:
             self.log.appendPlainText(line)
+

@@ -70,16 +70,17 @@ class BeforeAfterPanel(Card):
         self.last_options: dict = {}  # what the last evaluation was asked to do
         grid = QGridLayout()
         grid.addWidget(label("", "hint"), 0, 0)
-        grid.addWidget(label("Base", "subtitle"), 0, 1)
-        grid.addWidget(label("Tuned", "subtitle"), 0, 2)
+        grid.addWidget(label("Base", "subtitle", wrap=False), 0, 1)
+        grid.addWidget(label("Tuned", "subtitle", wrap=False), 0, 2)
         self.cells: dict[str, tuple] = {}
         self.row_labels: dict[str, Any] = {}
         for row, (text, key, _pattern, _higher, meaning) in enumerate(ROWS, start=1):
-            row_label = label(text, "hint")
+            # Not word-wrapped: a wrapped label may be squeezed below one line when the column is short.
+            row_label = label(text, "hint", wrap=False)
             row_label.setToolTip(meaning)
             grid.addWidget(row_label, row, 0)
             self.row_labels[key] = row_label
-            base, tuned = label("–"), label("–")
+            base, tuned = label("–", wrap=False), label("–", wrap=False)
             grid.addWidget(base, row, 1)
             grid.addWidget(tuned, row, 2)
             self.cells[key] = (base, tuned)

@@ -11,7 +11,7 @@ from typing import Optional
 
 import pyqtgraph as pg
 from PySide6.QtCore import Qt, QTimer
-from PySide6.QtWidgets import QGraphicsItem, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 from gui.training_curves import TrainingCurves
 
@@ -20,6 +20,11 @@ VAL_COLOUR = "#e07b00"
 BEST_COLOUR = "#1a9e4b"
 GENERAL_COLOUR = "#8e44ad"
 REDRAW_INTERVAL_MS = 100
+LEGEND_HTML = (f"<span style='color:{TRAIN_COLOUR}'>&#9473;&#9473;</span>&nbsp;Training loss&nbsp;&nbsp;&nbsp; "
+               f"<span style='color:{VAL_COLOUR}'>&#9473;&#9679;&#9473;</span>&nbsp;Validation loss&nbsp;&nbsp;&nbsp; "
+               f"<span style='color:{BEST_COLOUR}'>&#9733;</span>&nbsp;Best validation step")
+# Room left above the highest loss for the "best: step N" label, as a share of the losses' span.
+HEADROOM = 0.22
 
 
 class LossPlot(QWidget):
@@ -43,15 +48,11 @@ class LossPlot(QWidget):
             # Keep each axis as a cached image: the curves' repaint region touches the axes, and
             # re-rendering unchanged tick labels every redraw would cost more than the curves.
             self.plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
-        # One row of legend entries above the curves, where it hides the least of them.
-        legend = self.plot.addLegend(offset=(-10, 2), colCount=3)
-        legend.setLabelTextColor("#1f2733")
-        self.train_line = self.plot.plot([], [], pen=pg.mkPen(TRAIN_COLOUR, width=2), name="Training loss")
+        self.train_line = self.plot.plot([], [], pen=pg.mkPen(TRAIN_COLOUR, width=2))
         self.val_line = self.plot.plot([], [], pen=pg.mkPen(VAL_COLOUR, width=2), symbol="o", symbolSize=7,
-                                       symbolBrush=VAL_COLOUR, symbolPen=None, name="Validation loss")
+                                       symbolBrush=VAL_COLOUR, symbolPen=None)
         self.best_marker = pg.ScatterPlotItem(size=16, symbol="star", brush=BEST_COLOUR, pen=pg.mkPen("w"))
         self.plot.addItem(self.best_marker)
-        legend.addItem(self.best_marker, "Best validation step")
         self.best_label = pg.TextItem(color=BEST_COLOUR, anchor=(0.5, 1.6))
         self.plot.addItem(self.best_label)
         # General knowledge in % on its own y axis (right), sharing the step axis.
@@ -67,10 +68,15 @@ class LossPlot(QWidget):
         self.general_line = pg.PlotDataItem([], [], pen=pg.mkPen(GENERAL_COLOUR, width=2, style=Qt.PenStyle.DashLine),
                                             symbol="s", symbolSize=6, symbolBrush=GENERAL_COLOUR, symbolPen=None)
         self.general_box.addItem(self.general_line)
-        legend.addItem(self.general_line, "General knowledge")
         item.getViewBox().sigResized.connect(self._match_general_box)
+        # The legend is a line of text above the plot, not inside it: inside, it sat on the curves.
+        self.legend = QLabel(LEGEND_HTML)
+        self.legend.setAlignment(Qt.AlignmentFlag.AlignRight)
+        self.legend.setContentsMargins(0, 0, 10, 0)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addWidget(self.legend)
         layout.addWidget(self.plot)
 
         self._curves = TrainingCurves()
@@ -126,13 +132,20 @@ class LossPlot(QWidget):
             self.best_marker.setData([curves.best_step], [curves.best_val_loss])
             self.best_label.setText(f"best: step {curves.best_step}")
             self.best_label.setPos(curves.best_step, curves.best_val_loss)
-            # Keep the label inside the plot when the best step is near the right edge.
-            near_right = curves.best_step > 0.8 * max(curves.total_steps, curves.step, 1)
-            self.best_label.setAnchor((1.0, 1.6) if near_right else (0.5, 1.6))
+            self.best_label.setAnchor(self._label_anchor(curves.best_step, curves.best_val_loss))
             self.best_label.setVisible(True)
         else:
             self.best_marker.setData([], [])
             self.best_label.setVisible(False)
+
+    def _label_anchor(self, x: float, y: float) -> tuple[float, float]:
+        """Where the "best: step N" label hangs from its point so that it stays inside the plot:
+        above the star, or below it near the top; centred, or to one side near the left or right edge."""
+        (x_low, x_high), (y_low, y_high) = self.plot.getViewBox().viewRange()
+        across = (x - x_low) / max(1e-12, x_high - x_low)
+        up = (y - y_low) / max(1e-12, y_high - y_low)
+        horizontal = 1.0 if across > 0.8 else 0.0 if across < 0.12 else 0.5
+        return (horizontal, -0.6 if up > 0.8 else 1.6)
 
     def _fit_axes(self, curves: TrainingCurves) -> None:
         """x: the whole run (0..total steps) from the start; y: refit only when the losses leave the
@@ -146,8 +159,12 @@ class LossPlot(QWidget):
         if not losses:
             return
         low, high = min(losses), max(losses)
-        span = max(high - low, 1e-3)
+        # A single point (or a flat curve) still gets an axis a person can read: at least 10 % of the
+        # loss itself, not 3.46190..3.46200.
+        span = max(high - low, 0.1 * abs(high), 1e-3)
+        middle = (low + high) / 2
+        low, high = min(low, middle - span / 2), max(high, middle + span / 2)
         outside = low < y_low or high > y_high
-        too_loose = span < 0.5 * (y_high - y_low)
+        too_loose = (high - low) < 0.5 * (y_high - y_low)
         if outside or too_loose:
-            self.plot.setYRange(low - 0.08 * span, high + 0.08 * span, padding=0)
+            self.plot.setYRange(low - 0.08 * span, high + HEADROOM * span, padding=0)
