@@ -6,6 +6,8 @@ import json
 import pytest
 
 from engine.cli import main
+from tests.fixtures.make_fixtures import EXPECTED
+from tests.fixtures.make_fixtures import HERE as FIXTURES
 
 
 def run_cli(capsys, *argv) -> tuple[int, str, str]:
@@ -25,6 +27,15 @@ def test_inspect_json_on_real_files(capsys, shared_data, name, expected_format, 
     assert (data["format"], data["rows_total"], data["rows_valid"], data["rejected"]) == (expected_format, rows,
                                                                                           rows, [])
     assert isinstance(data["columns"], list) and data["token_stats"] is None
+
+
+@pytest.mark.parametrize("name, layout, rows, mapping", EXPECTED, ids=[row[0] for row in EXPECTED])
+def test_inspect_json_on_the_projects_own_files(capsys, name, layout, rows, mapping):
+    maps = [f"{column}={role}" for column, role in (mapping or {}).items()]
+    code, out, _ = run_cli(capsys, "inspect", FIXTURES / name, "--json", *[arg for m in maps for arg in ("--map", m)])
+    data = json.loads(out)
+    assert code == 0
+    assert (data["format"], data["rows_total"], data["rows_valid"], data["rejected"]) == (layout, rows, rows, [])
 
 
 def test_inspect_custom_columns_needs_map(capsys, shared_data):
@@ -59,32 +70,32 @@ def test_inspect_bad_file_is_one_clear_line(capsys, tmp_path):
                   "line; JSONL needs one complete object per line.\n"
 
 
-def test_inspect_with_model_measures_tokens(capsys, shared_data, tiny_model_dir):
-    code, out, _ = run_cli(capsys, "inspect", shared_data / "sharegpt.json", "--model", tiny_model_dir,
+def test_inspect_with_model_measures_tokens(capsys, tiny_model_dir):
+    code, out, _ = run_cli(capsys, "inspect", FIXTURES / "sharegpt.jsonl", "--model", tiny_model_dir,
                            "--max-length", 40, "--json")
     stats = json.loads(out)["token_stats"]
-    assert code == 0 and stats["count"] == 8 and stats["min"] <= stats["median"] <= stats["p95"] <= stats["max"]
+    assert code == 0 and stats["count"] == 5 and stats["min"] <= stats["median"] <= stats["p95"] <= stats["max"]
     assert stats["max_length"] == 40 and stats["over_limit"] == len(stats["over_limit_rows"]) > 0
 
 
-def test_preview_json_marks_learned_tokens(capsys, shared_data, tiny_model_dir):
-    code, out, _ = run_cli(capsys, "preview", shared_data / "sharegpt.json", "--model", tiny_model_dir,
-                           "--row", 3, "--json")
+def test_preview_json_marks_learned_tokens(capsys, tiny_model_dir):
+    code, out, _ = run_cli(capsys, "preview", FIXTURES / "sharegpt.jsonl", "--model", tiny_model_dir,
+                           "--row", 5, "--json")
     data = json.loads(out)
-    assert code == 0 and data["row"] == 3 and data["template"] == "model"
+    assert code == 0 and data["row"] == 5 and data["template"] == "model"
     learned = "".join(p["text"] for p in data["pieces"] if p["trained"])
-    assert learned == "Blue is a color.<|im_end|>Red is also a color.<|im_end|>"
+    assert learned == "Only bread, from seven until it sells out.<|im_end|>Rye on Saturdays only.<|im_end|>"
     assert data["trained_tokens"] == sum(p["trained"] for p in data["pieces"]) and not data["truncated"]
-    assert data["stats"]["count"] == 8
+    assert data["stats"]["count"] == 5
 
 
-def test_preview_text_output_brackets_learned_text_without_colour(capsys, shared_data, tiny_model_dir):
-    code, out, _ = run_cli(capsys, "preview", shared_data / "openai_messages.json", "--model", tiny_model_dir,
-                           "--max-length", 30)
+def test_preview_text_output_brackets_learned_text_without_colour(capsys, tiny_model_dir):
+    code, out, _ = run_cli(capsys, "preview", FIXTURES / "messages.json", "--model", tiny_model_dir,
+                           "--row", 2, "--max-length", 80)
     assert code == 0
     assert "[[learned]] text is learned" in out
     assert "<|im_start|>assistant\n[[" in out
-    assert "cut from" in out and "longer than 30:" in out
+    assert "cut from" in out and "longer than 80:" in out
 
 
 def test_preview_rejected_or_missing_row(capsys, tmp_path, tiny_model_dir):
@@ -96,10 +107,9 @@ def test_preview_rejected_or_missing_row(capsys, tmp_path, tiny_model_dir):
     assert code == 2 and "choose --row between 1 and 2" in err
 
 
-def test_preview_on_starter_model(capsys, shared_data, starter_model_dir):
-    code, out, _ = run_cli(capsys, "preview", shared_data / "alpaca_en_demo.json", "--model", starter_model_dir,
-                           "--row", 1, "--max-length", 64, "--json")
+def test_preview_on_starter_model(capsys, starter_model_dir):
+    code, out, _ = run_cli(capsys, "preview", FIXTURES / "alpaca.json", "--model", starter_model_dir,
+                           "--row", 2, "--max-length", 24, "--json")
     data = json.loads(out)
-    assert code == 0 and data["truncated"] and data["tokens"] == 64 and data["full_length"] > 64
+    assert code == 0 and data["truncated"] and data["tokens"] == 24 and data["full_length"] > 24
     assert data["pieces"][0] == {"text": "<|im_start|>", "trained": False}
-    assert "".join(p["text"] for p in data["pieces"] if p["trained"]).startswith("Making crepes is")

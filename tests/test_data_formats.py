@@ -151,8 +151,10 @@ def test_small_dataset_warns_about_overfitting(tmp_path):
     assert any("Only 2 usable examples" in w and "stop early" in w for w in report.warnings)
 
 
-def test_report_to_dict_has_the_documented_keys(shared_data):
-    data = inspect_file(shared_data / "sharegpt.json").to_dict()
+def test_report_to_dict_has_the_documented_keys():
+    from tests.fixtures.make_fixtures import HERE
+
+    data = inspect_file(HERE / "sharegpt.jsonl").to_dict()
     assert {"format", "rows_total", "rows_valid", "rejected", "columns", "reason_counts", "warnings"} <= set(data)
     assert data["columns"] == ["conversations"]
     json.dumps(data)

@@ -31,13 +31,15 @@ def test_first_start_is_ready_to_train(qtbot):
     assert [p for p in cfg.check(config) if p.level == "error"] == []
 
 
-def test_project_survives_close_and_reopen(qtbot, shared_data, tiny_model_dir):
+def test_project_survives_close_and_reopen(qtbot, tiny_model_dir):
+    from tests.fixtures.make_fixtures import HERE
+
     first = MainWindow(prepare_model=False)
     qtbot.addWidget(first)
     controller = first.controller
     controller.set_value("model.name", str(tiny_model_dir))
-    controller.set_value("data.path", str(shared_data / "instruct_response_custom_columns.json"))
-    controller.set_value("data.mapping", {"instruction": "prompt", "response": "completion"})
+    controller.set_value("data.path", str(HERE / "custom_columns.tsv"))
+    controller.set_value("data.mapping", {"question": "prompt", "answer": "completion"})
     controller.set_method("prefix")
     controller.set_value("training.epochs", 5)
     first.tabs.setCurrentIndex(TAB_NAMES.index("Method"))

@@ -11,6 +11,7 @@ from engine.config import RunConfig
 from gui.controller import Controller
 from gui.state import SAMPLE_DATASET
 from gui.views.dataset_view import DatasetView
+from tests.fixtures.make_fixtures import HERE as FIXTURES
 
 WAIT_MS = 20000  # generous: the machine may be busy; a passing run takes well under a second each
 
@@ -83,27 +84,27 @@ def test_shared_alpaca_file_loads(qtbot, controller, shared_data):
     assert "alpaca" in view.summary.text()
 
 
-def test_unrecognised_columns_offer_a_mapping(qtbot, controller, shared_data):
+def test_unrecognised_columns_offer_a_mapping(qtbot, controller):
     view = make_view(qtbot, controller)
-    open_and_wait(qtbot, view, shared_data / "instruct_response_custom_columns.json")
+    open_and_wait(qtbot, view, FIXTURES / "custom_columns.tsv")
     assert controller.report is None
     assert view.error.isVisibleTo(view) and "not recognised" in view.error.text()
     assert view.mapping_card.isVisibleTo(view)
-    assert set(view.mapping.combos) == {"instruction", "response"}
+    assert set(view.mapping.combos) == {"question", "answer"}
     # The guesses from the column names are right, so Apply is all the user has to press.
-    assert view.mapping.mapping() == {"instruction": "prompt", "response": "completion"}
+    assert view.mapping.mapping() == {"question": "prompt", "answer": "completion"}
     with qtbot.waitSignal(view.reportShown, timeout=WAIT_MS):
         view.mapping.apply_button.click()
-    assert controller.config.data.mapping == {"instruction": "prompt", "response": "completion"}
-    assert controller.report.rows_valid == 2
-    assert view.examples.table.rowCount() == 2
-    assert view.examples.table.item(0, 1).text() == "What time is it in London?"
+    assert controller.config.data.mapping == {"question": "prompt", "answer": "completion"}
+    assert controller.report.rows_valid == 3
+    assert view.examples.table.rowCount() == 3
+    assert view.examples.table.item(0, 1).text() == "What time do you open?"
 
 
-def test_mapping_needs_a_question_and_an_answer(qtbot, controller, shared_data):
+def test_mapping_needs_a_question_and_an_answer(qtbot, controller):
     view = make_view(qtbot, controller)
-    open_and_wait(qtbot, view, shared_data / "instruct_response_custom_columns.json")
-    view.mapping.combos["response"].setCurrentIndex(view.mapping.combos["response"].findData(""))
+    open_and_wait(qtbot, view, FIXTURES / "custom_columns.tsv")
+    view.mapping.combos["answer"].setCurrentIndex(view.mapping.combos["answer"].findData(""))
     view.mapping.apply_button.click()
     assert "answer" in view.mapping.error.text()
     assert controller.config.data.mapping == {}
@@ -153,26 +154,26 @@ def test_histogram_line_follows_max_length(qtbot, controller):
     assert controller.config.data.max_length == 600 and view.histogram.line.value() == 600
 
 
-def test_split_control_updates_counts_and_warns(qtbot, controller, shared_data):
+def test_split_control_updates_counts_and_warns(qtbot, controller):
     view = make_view(qtbot, controller)
     open_and_wait(qtbot, view, SAMPLE_DATASET)
     total = controller.report.rows_valid
     controller.set_value("data.val_fraction", 0.2)
     assert f"{round(total * 0.2)} held out" in view.settings.split_label.text()
-    open_and_wait(qtbot, view, shared_data / "openai_messages.json")
+    open_and_wait(qtbot, view, FIXTURES / "messages.json")
     # A handful of examples: the plain-words warnings say so.
     assert view.warnings.isVisibleTo(view)
     assert "example" in view.warnings.text().lower()
 
 
-def test_drop_a_file_opens_it(qtbot, controller, shared_data):
+def test_drop_a_file_opens_it(qtbot, controller):
     view = make_view(qtbot, controller)
     mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(shared_data / "sharegpt.json"))])
+    mime.setUrls([QUrl.fromLocalFile(str(FIXTURES / "sharegpt.jsonl"))])
     event = QDropEvent(QPointF(10, 10), Qt.CopyAction, mime, Qt.LeftButton, Qt.NoModifier)
     with qtbot.waitSignal(view.reportShown, timeout=WAIT_MS):
         view.dropEvent(event)
-    assert controller.config.data.path.endswith("sharegpt.json")
+    assert controller.config.data.path.endswith("sharegpt.jsonl")
     assert controller.report.format == "sharegpt"
 
 
@@ -212,9 +213,9 @@ def test_only_the_newest_background_result_is_shown(qtbot):
     qtbot.waitUntil(lambda: results[-1] == "newer", timeout=WAIT_MS)
 
 
-def test_use_the_sample_button(qtbot, controller, shared_data):
+def test_use_the_sample_button(qtbot, controller):
     view = make_view(qtbot, controller)
-    open_and_wait(qtbot, view, shared_data / "sharegpt.json")
+    open_and_wait(qtbot, view, FIXTURES / "sharegpt.jsonl")
     with qtbot.waitSignal(view.reportShown, timeout=WAIT_MS):
         view.sample_button.click()
     assert controller.config.data.path == str(SAMPLE_DATASET)
