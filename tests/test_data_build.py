@@ -137,7 +137,8 @@ def test_mix_in_rows_the_template_refuses_are_skipped_and_counted_not_fatal(tmp_
     rows = [{"instruction": f"General question {i}", "output": "An answer."} for i in range(6)]
     rows += [{"instruction": "Hi", "output": "Yo.", "system": "Be cool."}] * 4
     mix.write_text("".join(json.dumps(row) + "\n" for row in rows), encoding="utf-8")
-    config = config_for(alpaca_file(tmp_path / "d.json", 10), mix_path=str(mix), mix_ratio=0.5, val_fraction=0.0)
+    config = config_for(alpaca_file(tmp_path / "d.json", 10), mix_path=str(mix), mix_ratio=0.5, val_fraction=0.0,
+                        test_fraction=0.0)
     data = build_training_data(config, tokenizer)
     assert data.mixed_in == 6 and len(data.train) == 16
     note = next(w for w in data.warnings if w.startswith("Mix-in data"))

@@ -219,7 +219,7 @@ class TrainingLoop:
         per_pass = max(1, self.config.training.micro_batch_size or self.config.training.batch_size)
         indices = self.dist.shard(list(range(len(self.val))))
         for start in range(0, len(indices), per_pass):
-            for batch in self._micro_batches(self.val, indices[start:start + per_pass]):
+            for batch in self._micro_batches(self.val, indices[start:start + per_pass], self.rows_per_pass):
                 with self._autocast():
                     total, n = runner(batch.to(self.hw.device))
                 loss_sum += float(total)
