@@ -210,7 +210,7 @@ def test_the_run_list_shows_the_newest_run_and_runs_trained_since(qtbot, run_dir
 def test_before_after_rows_never_overlap_under_a_long_verdict(qtbot, qapp, run_dir, size, tmp_path):
     from tests.fake_worker import fake_eval_main
 
-    fake_eval_main(str(run_dir), _Sink())
+    fake_eval_main(str(run_dir), _Sink(), options={"old_layout": True})  # a verdict in words
     results = json.loads((run_dir / "eval" / "results.json").read_text())
     results["forgetting"]["verdict"] = ("General ability kept: 41%. The tuned model forgot much of what it knew "
                                         "(catastrophic forgetting): it may now answer everything like your "
