@@ -41,6 +41,6 @@ def test_a_refused_export_is_explained_and_nothing_is_written(qtbot, tiny_model_
     dialog.destination.setText(str(occupied))
     dialog.start_export()
     qtbot.waitUntil(lambda: dialog.host is None, timeout=120_000)
-    assert "did not finish" in dialog.status.text() and "already exists" in dialog.status.text()
+    assert "did not finish" in dialog.status.text() and "already holds other files" in dialog.status.text()
     assert not dialog.open_button.isVisibleTo(dialog)
     assert [p.name for p in occupied.iterdir()] == ["keep.txt"]
