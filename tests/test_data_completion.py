@@ -81,3 +81,14 @@ def test_inspect_proposes_the_separator_of_a_text_file(tmp_path, capsys):
     chat = tmp_path / "chat.jsonl"
     chat.write_text(json.dumps({"prompt": "Hi", "completion": "Hello"}) + "\n")
     assert "applies to plain-text data only" in completion_warnings("A:", inspect_file(chat))[0]
+
+
+def test_preview_shows_what_a_separator_leaves_to_learn(tmp_path, tiny_model_dir, capsys):
+    from engine.cli import main
+
+    path = tmp_path / "sql.jsonl"
+    path.write_text(json.dumps({"text": SQL_ROW}) + "\n")
+    assert main(["preview", str(path), "--model", str(tiny_model_dir), "--completion-separator", "A:", "--json"]) == 0
+    shown = json.loads(capsys.readouterr().out)
+    learned = "".join(piece["text"] for piece in shown["pieces"] if piece["trained"])
+    assert learned.startswith(" SELECT count(*) FROM staff") and shown["rejection"] is None

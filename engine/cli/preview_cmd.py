@@ -14,7 +14,7 @@ MASKED_STYLE = "grey50"
 
 
 def register(sub) -> None:
-    from engine.config import TEMPLATES, DataConfig
+    from engine.config import TEMPLATES, DataConfig, field_info
 
     parser = sub.add_parser("preview", help="Show one example as training sees it: learned vs masked tokens.")
     add_data_arguments(parser)
@@ -27,6 +27,8 @@ def register(sub) -> None:
     parser.add_argument("--template", default="auto", choices=TEMPLATES,
                         help="Chat template: 'auto' uses the model's own (default).")
     parser.add_argument("--train-on-prompt", action="store_true", help="Learn the prompt tokens too.")
+    parser.add_argument("--completion-separator", default="", metavar="SEP",
+                        help=field_info("data", "completion_separator")["help"].replace("%", "%%"))
     parser.add_argument("--json", action="store_true",
                         help="Print one JSON object; 'pieces' is the list of {text, trained} per token.")
     parser.set_defaults(func=run)
@@ -44,7 +46,8 @@ def run(args) -> int:
     example = pick_example(report, args.row)
     model_dir = resolve_model(args.model)
     tokenizer = load_tokenizer(model_dir, template=args.template)
-    rendered = render(example, tokenizer, max_length=args.max_length, train_on_prompt=args.train_on_prompt)
+    rendered = render(example, tokenizer, max_length=args.max_length, train_on_prompt=args.train_on_prompt,
+                      completion_separator=args.completion_separator)
     stats, warnings = measure_tokens(report, str(model_dir), args.template, args.max_length)
     summary = {
         "file": report.file, "row": example.row, "format": report.format, "model": str(model_dir),
