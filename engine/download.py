@@ -15,6 +15,7 @@ import hashlib
 import http.client
 import json
 import os
+import re
 import shutil
 import socket
 import ssl
@@ -112,6 +113,18 @@ def explain(exc: BaseException, what: str, url: str = "", folder: Optional[Path]
                              "index is having trouble; try again in a few minutes.", "server")
     if isinstance(exc, urllib.error.URLError) and isinstance(exc.reason, BaseException):
         return explain(exc.reason, what, url, folder)
+    proxy = _proxy_for(url)
+    tunnel = re.match(r"Tunnel connection failed: (\d+)", str(exc)) if isinstance(exc, OSError) else None
+    if tunnel:  # http.client's words when the proxy answers CONNECT with an error
+        code = int(tunnel.group(1))
+        todo = ("It asks to sign in: put your user name and password in HTTPS_PROXY "
+                "(http://user:password@host:port)." if code == 407 else
+                "Ask the network's administrator to allow pypi.org and files.pythonhosted.org.")
+        return DownloadError(f"Could not download {what}: the proxy {proxy or 'in HTTPS_PROXY'} would not connect to "
+                             f"{host} (HTTP {code}). {todo}", "blocked")
+    if proxy and isinstance(exc, ConnectionRefusedError):
+        return DownloadError(f"Could not download {what}: nothing answers at the proxy {proxy} (HTTPS_PROXY). "
+                             "Correct HTTPS_PROXY, or unset it if this network needs no proxy.", "blocked")
     if isinstance(exc, ssl.SSLCertVerificationError):
         reason = getattr(exc, "verify_message", None) or exc
         return DownloadError(f"Could not download {what}: the secure connection to {host} could not be verified "
@@ -146,16 +159,37 @@ def explain(exc: BaseException, what: str, url: str = "", folder: Optional[Path]
 
 def disk_problem(exc: BaseException, what: str, folder: Optional[Path] = None) -> Optional[DownloadError]:
     """A full disk or a folder Tunesmith may not write, in plain words; None for any other failure."""
-    if not isinstance(exc, OSError):
-        return None
-    if exc.errno in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+    code = _os_errno(exc)
+    if code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
         where = f" in {folder}" if folder else ""
         return DownloadError(f"Could not save {what}: the disk is full{where}. Free some space, or {MOVE_HINT}.",
                              "disk")
-    if exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS):
-        return DownloadError(f"Could not save {what}: Tunesmith may not write to {folder or exc.filename} "
-                             f"({exc.strerror}). Give yourself write access to it, or {MOVE_HINT}.", "permission")
+    if code in (errno.EACCES, errno.EPERM, errno.EROFS):
+        return DownloadError(f"Could not save {what}: Tunesmith may not write to "
+                             f"{folder or getattr(exc, 'filename', None) or 'its data folder'} ({os.strerror(code)}). "
+                             f"Give yourself write access to it, or {MOVE_HINT}.", "permission")
     return None
+
+
+def _os_errno(exc: BaseException) -> Optional[int]:
+    """The operating system's error number behind `exc`. safetensors' writer (Rust) raises SafetensorError,
+    not OSError, and keeps the number only in its message: "I/O error: No space left on device (os error 28)"."""
+    if isinstance(exc, OSError):
+        return exc.errno
+    found = re.search(r"\(os error (\d+)\)", str(exc))
+    return int(found.group(1)) if found else None
+
+
+def _proxy_for(url: str) -> str:
+    """host:port of the proxy urllib sends `url` through ('' for none), as HTTPS_PROXY/HTTP_PROXY and NO_PROXY
+    say. Only host and port: a proxy address may carry a password, which must not end up in a message."""
+    parts = urlparse(url)
+    if not parts.hostname or urllib.request.proxy_bypass(parts.hostname):
+        return ""
+    proxy = urlparse(urllib.request.getproxies().get(parts.scheme or "https", ""))
+    if not proxy.hostname:
+        return ""
+    return f"{proxy.hostname}:{proxy.port}" if proxy.port else proxy.hostname
 
 
 def check_free_space(folder: Path, need: int, what: str) -> None:

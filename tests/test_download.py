@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import errno
 import hashlib
+import http.server
 import io
 import json
 import socket
 import ssl
 import sys
+import threading
 import urllib.error
 import zipfile
 from pathlib import Path
@@ -165,6 +167,63 @@ def test_a_read_only_folder_says_permission_not_network():
     problem = download.explain(PermissionError(errno.EACCES, "Permission denied", "/data"), "the starter model",
                                folder=Path("/data"))
     assert problem.kind == "permission" and "may not write to /data" in str(problem)
+
+
+def test_a_disk_that_fills_up_while_saving_the_converted_model_says_disk_full():
+    # safetensors (Rust) raises this, not an OSError; the text is what it said on a full 1 MB tmpfs here.
+    from safetensors import SafetensorError
+
+    full = SafetensorError("Error while serializing: I/O error: No space left on device (os error 28)")
+    problem = download.disk_problem(full, "the converted starter model", Path("/data/models"))
+    assert problem is not None and problem.kind == "disk" and "disk is full in /data/models" in str(problem)
+    assert download.disk_problem(SafetensorError("Error while deserializing header"), "x") is None
+
+
+class _Proxy(http.server.BaseHTTPRequestHandler):
+    """A company proxy that turns HTTPS tunnels down with `answer` (403: not allowed, 407: sign in first)."""
+
+    answer = 403
+
+    def do_CONNECT(self):
+        self.send_response(self.answer)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.mark.parametrize("answer, words", [(403, "Ask the network's administrator"), (407, "asks to sign in")])
+def test_a_proxy_that_refuses_the_tunnel_is_named(monkeypatch, tmp_path, answer, words):
+    # Real sockets end to end: urllib asks this local proxy for a tunnel to pypi.org and is turned down.
+    handler = type("Proxy", (_Proxy,), {"answer": answer})
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    monkeypatch.setenv("HTTPS_PROXY", f"http://someone:secret@127.0.0.1:{server.server_port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    try:
+        with pytest.raises(DownloadError) as caught:
+            _fetch(tmp_path)
+    finally:
+        server.shutdown()
+        server.server_close()
+    message = str(caught.value)
+    assert caught.value.kind == "blocked" and f"(HTTP {answer})" in message and words in message
+    assert f"proxy 127.0.0.1:{server.server_port}" in message and "secret" not in message
+    assert "not connected" not in message
+
+
+def test_a_proxy_that_is_not_there_is_named_not_the_index(monkeypatch, tmp_path):
+    with socket.socket() as probe:  # a port that was free a moment ago: nothing listens there
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    monkeypatch.setenv("HTTPS_PROXY", f"http://127.0.0.1:{port}")
+    monkeypatch.delenv("NO_PROXY", raising=False)
+    monkeypatch.delenv("no_proxy", raising=False)
+    with pytest.raises(DownloadError) as caught:
+        _fetch(tmp_path)
+    assert caught.value.kind == "blocked" and f"nothing answers at the proxy 127.0.0.1:{port}" in str(caught.value)
 
 
 def test_the_bundle_converts_its_shipped_gguf_without_any_network(monkeypatch, tmp_path):
