@@ -35,8 +35,8 @@ CHUNK = 1 << 20
 MB = 1_000_000
 # Room left free beyond what a file needs: a disk filled to the last byte breaks other programs.
 SPARE_BYTES = 100 * MB
-MOVE_HINT = ("move Tunesmith's data folder to a larger drive (the Data folder button at the bottom of the "
-             "window, or `tunesmith-cli data --move FOLDER`)")
+MOVE_WAYS = "(the Data folder button at the bottom of the window, or `tunesmith-cli data --move FOLDER`)"
+MOVE_HINT = f"move Tunesmith's data folder to a larger drive {MOVE_WAYS}"
 
 ByteProgress = Callable[[int, int], None]  # (bytes done, bytes in all)
 
@@ -167,7 +167,8 @@ def disk_problem(exc: BaseException, what: str, folder: Optional[Path] = None) -
     if code in (errno.EACCES, errno.EPERM, errno.EROFS):
         return DownloadError(f"Could not save {what}: Tunesmith may not write to "
                              f"{folder or getattr(exc, 'filename', None) or 'its data folder'} ({os.strerror(code)}). "
-                             f"Give yourself write access to it, or {MOVE_HINT}.", "permission")
+                             f"Give yourself write access to it, or move Tunesmith's data folder to one you "
+                             f"can write {MOVE_WAYS}.", "permission")
     return None
 
 

@@ -36,15 +36,26 @@ def data_dir(create: bool = True) -> Path:
         except OSError:
             moved = ""
         root = Path(moved) if moved else default_data_dir()
-    if create:
-        root.mkdir(parents=True, exist_ok=True)
-    return root
+    return _make(root) if create else root
 
 
 def _subdir(name: str) -> Path:
-    path = data_dir() / name
-    path.mkdir(parents=True, exist_ok=True)
-    return path
+    return _make(data_dir() / name)
+
+
+def _make(folder: Path) -> Path:
+    """Create `folder` (and its parents); a read-only or full drive, or a folder the user may not write,
+    is said in plain words: this is the first thing a fresh start writes."""
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        from engine.download import disk_problem  # here: `import engine` stays light
+        from engine.storage import StorageError
+
+        problem = disk_problem(exc, "Tunesmith's data", folder)
+        raise StorageError(f"{problem or f'Could not create the data folder {folder}: {exc.strerror}.'} "
+                           "Setting TUNESMITH_HOME to another folder makes Tunesmith keep everything there.") from exc
+    return folder
 
 
 def models_dir() -> Path:

@@ -38,6 +38,8 @@ def main(argv: list[str] | None = None) -> int:
     app.setApplicationName("Tunesmith")
     app.setOrganizationName("Tunesmith")
     style.apply(app)
+    if not _data_folder_usable(args.smoke_test):
+        return 1
     # The plain smoke test must not download or convert anything: it only proves the window starts.
     window = MainWindow(prepare_model=not args.smoke_test or long_check, offer_menu_entry=not args.smoke_test)
     window.show()
@@ -51,6 +53,24 @@ def main(argv: list[str] | None = None) -> int:
         # and end every loop started after it at once.
         QTimer.singleShot(SMOKE_TEST_MS, window.close)
     return int(app.exec())
+
+
+def _data_folder_usable(quiet: bool) -> bool:
+    """The data folder can be created; else say why in a message box (a desktop start has no terminal
+    to print to) and let the program end."""
+    from engine import paths
+    from engine.errors import TunesmithError
+
+    try:
+        paths.data_dir()
+        return True
+    except TunesmithError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        if not quiet:
+            from PySide6.QtWidgets import QMessageBox
+
+            QMessageBox.critical(None, "Tunesmith cannot start", str(exc))
+        return False
 
 
 if __name__ == "__main__":

@@ -21,6 +21,15 @@ def test_smoke_test_opens_and_exits_cleanly(qapp, tunesmith_home):
     assert saved["config"]["data"]["path"] == str(state.SAMPLE_DATASET)
 
 
+def test_a_data_folder_that_cannot_be_made_ends_the_start_with_its_reason(qapp, tmp_path, monkeypatch, capsys):
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TUNESMITH_HOME", str(blocker / "tunesmith"))
+    assert main(["--smoke-test"]) == 1  # the real start shows the same text in a message box
+    error = capsys.readouterr().err
+    assert "Could not create the data folder" in error and "Traceback" not in error
+
+
 def test_first_start_is_ready_to_train(qtbot):
     window = MainWindow(prepare_model=False)
     qtbot.addWidget(window)

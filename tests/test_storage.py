@@ -2,6 +2,7 @@
 entry the program writes itself, and removing everything."""
 from __future__ import annotations
 
+import errno
 import json
 import os
 
@@ -115,3 +116,27 @@ def test_cli_data_lists_the_parts(data_home, capsys):
     shown = json.loads(capsys.readouterr().out)
     assert shown["folder"] == str(data_home)
     assert {p["name"] for p in shown["parts"]} == {"models", "runs", "runtime", "downloads", "logs", "other"}
+
+
+def test_a_data_folder_that_cannot_be_made_is_said_plainly(tmp_path, monkeypatch, capsys):
+    from engine.cli import main
+
+    blocker = tmp_path / "a-file"
+    blocker.write_text("not a folder")
+    monkeypatch.setenv("TUNESMITH_HOME", str(blocker / "tunesmith"))  # a real failure: ENOTDIR
+    assert main(["setup"]) == 2
+    error = capsys.readouterr().err
+    assert f"Could not create the data folder {blocker / 'tunesmith'}" in error and "TUNESMITH_HOME" in error
+    assert "Traceback" not in error and "internet" not in error
+
+
+@pytest.mark.parametrize("failure, words", [(errno.EROFS, "may not write to"), (errno.ENOSPC, "disk is full")])
+def test_a_read_only_or_full_drive_is_named_when_the_data_folder_is_made(tmp_path, monkeypatch, failure, words):
+    # Root (CI, this machine) may write anywhere, so the drive's refusal is simulated at mkdir.
+    def refuse(self, *args, **kwargs):
+        raise OSError(failure, os.strerror(failure), str(self))
+
+    monkeypatch.setenv("TUNESMITH_HOME", str(tmp_path / "tunesmith"))
+    monkeypatch.setattr(paths.Path, "mkdir", refuse)
+    with pytest.raises(storage.StorageError, match=words):
+        paths.models_dir()
