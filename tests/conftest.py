@@ -78,3 +78,18 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip("../shared/data is not beside this checkout")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def family_model_dir(tmp_path_factory):
+    """A function: family name (tests/tiny_families.FAMILIES) -> the folder of its tiny model, built once."""
+    from tests.tiny_families import build_family_model
+
+    built: dict[str, Path] = {}
+
+    def get(name: str) -> Path:
+        if name not in built:
+            built[name] = build_family_model(name, tmp_path_factory.mktemp(f"tiny-{name}"))
+        return built[name]
+
+    return get

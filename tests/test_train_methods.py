@@ -11,7 +11,7 @@ from engine import config as cfg
 from engine.train.hardware import choose
 from engine.train.loop import TrainingLoop
 from engine.train.loss import TokenLoss
-from engine.train.methods import count_trainable, load_model, trainable_counts
+from engine.train.methods import count_trainable, keep_trainable_layout, load_model, trainable_counts
 from engine.train.rundir import RunFolder
 
 METHOD_LR = {"lora": 1e-1, "qlora": 1e-1, "full": 3e-3, "prefix": 3e-2, "prompt": 1e-1}
@@ -105,7 +105,7 @@ def test_qlora_on_the_starter_model_reloads_with_plain_peft(starter_model_dir, t
     In fp32 on every machine: the comparison is about the adapter's file format, and under bf16 the
     training model's fp32 norms (PEFT's k-bit preparation) already differ from a plain reload by ~1 logit.
     """
-    from peft import PeftModel
+    from peft import PeftModel, prepare_model_for_kbit_training
     from transformers import AutoModelForCausalLM, BitsAndBytesConfig
 
     from engine.events import Finished
@@ -137,6 +137,10 @@ def test_qlora_on_the_starter_model_reloads_with_plain_peft(starter_model_dir, t
             return model(input_ids=prompt).logits.float()
 
     base = AutoModelForCausalLM.from_pretrained(str(starter_model_dir), quantization_config=quant, dtype=compute)
+    # The same numerics on both sides: norms in fp32 as the PEFT QLoRA guide prepares them, and the same
+    # 4-bit kernels (bitsandbytes' CPU inference layout rounds differently in bf16).
+    base = prepare_model_for_kbit_training(base, use_gradient_checkpointing=False)
+    keep_trainable_layout(base)
     plain = PeftModel.from_pretrained(base, str(run / "adapter"))
     reloaded = logits_of(plain.eval())
     # the trained weights exactly as the loop left them, put into our own QLoRA model
@@ -146,3 +150,33 @@ def test_qlora_on_the_starter_model_reloads_with_plain_peft(starter_model_dir, t
     assert torch.allclose(reloaded, expected, atol=1e-3, rtol=1e-3)
     with plain.disable_adapter():
         assert not torch.allclose(logits_of(plain), expected, atol=1e-3)
+
+
+def test_qlora_gradients_survive_an_evaluation_pass(tiny_model_dir):
+    """bitsandbytes repacks 4-bit weights for CPU inference on the first no-grad eval pass (AVX512-BF16
+    CPUs); the training passes after it must still get the same gradients (methods.keep_trainable_layout)."""
+    config = _config("qlora")
+    config.method.quant_compute_dtype = "fp32"
+    loaded = load_model(config, tiny_model_dir, torch.device("cpu"), torch.float32)
+    if not loaded.quantized:
+        pytest.skip("bitsandbytes cannot load 4-bit weights here")
+    model = loaded.model
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if "lora_B" in name:
+                p.normal_(0, 0.05)
+    ids = torch.randint(3, 400, (1, 20), generator=torch.Generator().manual_seed(0))
+
+    def grads():
+        model.train()
+        model.zero_grad()
+        model(input_ids=ids, labels=ids).loss.backward()
+        return {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
+
+    before = grads()
+    model.eval()
+    with torch.no_grad():
+        model(input_ids=ids)
+    after = grads()
+    for name, grad in before.items():
+        assert torch.allclose(grad, after[name], atol=1e-6), name

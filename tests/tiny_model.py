@@ -30,19 +30,22 @@ _CORPUS = [
 ]
 
 
-def build_tokenizer(vocab_size: int = 512):
+def build_tokenizer(vocab_size: int = 512, *, special_tokens: list[str] = SPECIAL_TOKENS, bos: str = "<|im_start|>",
+                    eos: str = "<|im_end|>", pad: str = "<|im_end|>", unk: str = "<|endoftext|>",
+                    chat_template: str | None = CHATML_TEMPLATE):
+    """A byte-level BPE tokenizer trained on a small corpus; the special tokens come first in the vocabulary."""
     from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
     core = Tokenizer(models.BPE())
     core.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
     core.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=SPECIAL_TOKENS,
+    trainer = trainers.BpeTrainer(vocab_size=vocab_size, special_tokens=list(special_tokens),
                                   initial_alphabet=pre_tokenizers.ByteLevel.alphabet(), show_progress=False)
     core.train_from_iterator(_CORPUS * 20, trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token="<|im_start|>", eos_token="<|im_end|>",
-                                        pad_token="<|im_end|>", unk_token="<|endoftext|>")
-    tokenizer.chat_template = CHATML_TEMPLATE
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=core, bos_token=bos, eos_token=eos, pad_token=pad,
+                                        unk_token=unk)
+    tokenizer.chat_template = chat_template
     return tokenizer
 
 

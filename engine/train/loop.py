@@ -47,6 +47,14 @@ def lr_factor(scheduler: str, warmup: int, total: int) -> Callable[[int], float]
     return factor
 
 
+def autocast_for(hw: Hardware) -> Callable[[], contextlib.AbstractContextManager]:
+    """A factory of the autocast context the forward passes run under (none in fp32)."""
+    dtype = hw.autocast_dtype
+    if dtype is None:
+        return contextlib.nullcontext
+    return lambda: torch.autocast(hw.device.type, dtype=dtype)
+
+
 def trained_tokens(example) -> int:
     return sum(1 for label in example.labels[1:] if label != IGNORE_INDEX)
 
@@ -109,10 +117,7 @@ class TrainingLoop:
         self.state.last_good_step = self.start_step
 
     def _autocast(self):
-        dtype = self.hw.autocast_dtype
-        if dtype is None:
-            return contextlib.nullcontext()
-        return torch.autocast(self.hw.device.type, dtype=dtype)
+        return autocast_for(self.hw)()
 
     def _micro_batches(self, examples: Sequence, indices: list[int], rows_per_pass: Optional[int] = None):
         t = self.config.training

@@ -17,6 +17,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
+from engine.families import loss_problem
+from engine.train.attention import PACKED_SDPA
 from engine.train.batching import IGNORE_INDEX, MicroBatch
 
 CHUNK_TOKENS = 1024  # labelled positions projected at once; bounds the logits memory
@@ -45,14 +47,21 @@ def is_prompt_learning(model: nn.Module) -> bool:
 
 
 def supports_fast_path(model: nn.Module) -> bool:
-    """True for plain causal LMs (with or without LoRA) whose logits are a plain linear projection."""
+    """True for causal LMs (with or without LoRA) of a family whose logits are known to be a plain projection.
+
+    An allow-list (engine.families), not a list of known exceptions: an unknown family's forward may
+    scale or cap its logits, which only its own forward gets right.
+    """
     lm = causal_lm_of(model)
     config = getattr(lm, "config", None)
-    if getattr(config, "final_logit_softcapping", None) or getattr(config, "logit_scale", None):
-        return False  # logits are post-processed: only the model's own forward gets them right
-    if is_prompt_learning(model):
+    if config is None or loss_problem(config) is not None or is_prompt_learning(model):
         return False
     return callable(getattr(lm, "get_decoder", None)) and lm.get_output_embeddings() is not None
+
+
+def uses_packed_kernel(model: nn.Module) -> bool:
+    """Whether the model's attention is the per-example kernel, which takes the batch's segments."""
+    return getattr(getattr(causal_lm_of(model), "config", None), "_attn_implementation", None) == PACKED_SDPA
 
 
 class TokenLoss(nn.Module):
@@ -78,7 +87,8 @@ class TokenLoss(nn.Module):
     def _fast(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
         lm = causal_lm_of(self.model)
         body, head = lm.get_decoder(), lm.get_output_embeddings()
-        extra = {} if batch.segments is None else {"segments": batch.segments}  # see engine.train.attention
+        packed = batch.segments is not None and uses_packed_kernel(self.model)
+        extra = {"segments": batch.segments} if packed else {}  # see engine.train.attention
         out = body(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
                    position_ids=batch.position_ids, use_cache=False, **extra)
         keep = batch.targets != IGNORE_INDEX

@@ -14,7 +14,8 @@ from typing import Callable, Optional
 
 import torch
 
-from engine.config import RunConfig
+from engine.config import ConfigError, RunConfig
+from engine.families import kernel_problem
 
 ADAPTER_METHODS = ("qlora", "lora", "prefix", "prompt")
 
@@ -78,16 +79,22 @@ def _bnb_problem(device: torch.device) -> Optional[str]:
     return None
 
 
-def attention_for(config: RunConfig) -> str:
+def attention_for(config: RunConfig, model_config=None) -> Optional[str]:
     """The attention implementation to load: packed rows get per-example causal kernels.
 
-    Prefix and prompt tuning are never packed (their virtual tokens sit at the start of a row).
+    Prefix and prompt tuning are never packed (their virtual tokens sit at the start of a row). Given
+    the model's configuration, the kernel is used only where engine.families allows it; elsewhere
+    'sdpa' becomes None, the model's own choice (SDPA where the model supports it, else eager).
     """
     t = config.training
     if t.attention == "sdpa" and t.packing and config.method.name not in ("prefix", "prompt"):
+        if model_config is not None and kernel_problem(model_config, config.data.max_length):
+            return None
         from engine.train import attention
 
         return attention.register()
+    if t.attention == "sdpa" and model_config is not None:
+        return None
     return t.attention
 
 
@@ -97,7 +104,7 @@ def _check_target_modules(model, targets: list[str], setting: str) -> None:
 
     layers = [name for name, module in model.named_modules()
               if isinstance(module, torch.nn.Linear) or type(module).__name__ in ("Linear4bit", "Conv1D")]
-    linear = sorted({name.rsplit(".", 1)[-1] for name in layers})
+    linear = linear_layer_names(model)
     unknown = [target for target in targets
                if not any(name == target or name.endswith("." + target) for name in layers)]
     if unknown:
@@ -125,6 +132,14 @@ def attach_method(model, config: RunConfig, method: str, device: torch.device):
     return model
 
 
+def linear_layer_names(model: torch.nn.Module) -> list[str]:
+    """The distinct short names of the model's linear layers (what LoRA target_modules refers to), head excluded."""
+    head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
+    names = {name.rsplit(".", 1)[-1] for name, module in model.named_modules()
+             if module is not head and type(module).__name__ in ("Linear", "Conv1D", "Linear4bit")}
+    return sorted(names)
+
+
 def load_model(config: RunConfig, model_dir: Path, device: torch.device, base_dtype: torch.dtype,
                notice: Callable[[str], None] = lambda message: None) -> LoadedModel:
     """Load the base model for config.method.name on `device` and make the right parameters trainable.
@@ -134,13 +149,17 @@ def load_model(config: RunConfig, model_dir: Path, device: torch.device, base_dt
     """
     from transformers import AutoModelForCausalLM
 
+    from transformers import AutoConfig
+
     method = config.method.name
-    kwargs = {"attn_implementation": attention_for(config)}
+    kwargs = {"attn_implementation": attention_for(config, AutoConfig.from_pretrained(str(model_dir)))}
     if method == "qlora":
         problem = _bnb_problem(device)
         if problem is None:
             try:
                 return _load_qlora(config, model_dir, device, kwargs)
+            except ConfigError:
+                raise
             except (ImportError, RuntimeError, ValueError) as exc:
                 problem = f"4-bit loading failed ({str(exc).splitlines()[0][:200]})"
         notice(f"QLoRA is not possible here: {problem}. Training with plain LoRA instead, which needs "
@@ -162,9 +181,23 @@ def _load_qlora(config: RunConfig, model_dir: Path, device: torch.device, kwargs
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), quantization_config=quant, dtype=compute,
                                                  device_map={"": str(device)}, **kwargs)
     model.config.use_cache = False
+    keep_trainable_layout(model)
     # Gradient checkpointing is the loop's decision (only when memory requires), not PEFT's default.
     model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
     return LoadedModel(attach_method(model, config, "qlora", device), "qlora", True)
+
+
+def keep_trainable_layout(model: torch.nn.Module) -> None:
+    """Stop bitsandbytes from repacking 4-bit weights for CPU inference during a training run.
+
+    On CPUs with AVX512-BF16, the first forward pass in eval mode without gradients (validation, the
+    start-of-run check) repacks each 4-bit weight into an inference layout for good; later training
+    passes then run through a kernel without a backward, and the gradients of every layer below it
+    come out wrong without an error (measured: LoRA gradients off by up to 100%).
+    """
+    for module in model.modules():
+        if hasattr(module, "support_avx512bf16_for_cpu"):
+            module.support_avx512bf16_for_cpu = False
 
 
 def trainable_counts(model: torch.nn.Module) -> tuple[int, int]:

@@ -20,7 +20,8 @@ from engine.train import checkpoint as ckpt
 from engine.train import distributed, hardware, kernels
 from engine.train.batching import steps_per_epoch
 from engine.train.details import DETAILS_FILE, LibraryMessages
-from engine.train.loop import NonFiniteLoss, TrainingLoop
+from engine.train.lever_check import check_levers
+from engine.train.loop import NonFiniteLoss, TrainingLoop, autocast_for
 from engine.train.loss import TokenLoss
 from engine.train.methods import load_model, trainable_counts
 from engine.train.rundir import RunFolder, RunFolderError, default_run_dir
@@ -240,6 +241,9 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library) -> Event:
 
     total_steps = total_steps_for(config, len(data.train))
     loss_module = TokenLoss(model, fast=config.training.label_only_logits)
+    fallback = check_levers(loss_module, config, data.train, tokenizer.pad_token_id or 0, hw.precision, autocast_for(hw))
+    if fallback:
+        emit(Notice(message=fallback))
     runner = distributed.wrap(loss_module, dist, hw.device)
     loop = TrainingLoop(config=config, model=model, loss_module=loss_module, train=data.train, val=data.val,
                         hardware=hw, dist=dist, folder=folder, emit=emit, pad_id=tokenizer.pad_token_id or 0,
