@@ -99,6 +99,7 @@ def test_unsupported_architecture_is_refused_with_the_supported_list(tmp_path):
         export_run(run, "gguf-f16", tmp_path / "out")
     assert "GPT2LMHeadModel" in str(caught.value) and "merged" in str(caught.value)
     assert all(name in str(caught.value) for name in SUPPORTED_GGUF_ARCHITECTURES)
+    assert "Gemma 2" in str(caught.value) and "Qwen3" in str(caught.value)
     assert not (tmp_path / "out").exists()
 
 
@@ -138,10 +139,10 @@ def test_not_enough_disk_space_is_refused_before_writing(lora_run, tmp_path, mon
 
 
 def test_a_wrong_file_fails_verification_and_is_not_kept(lora_run, tmp_path, monkeypatch):
-    from engine.export import gguf_llama
+    from engine.export import gguf_tensors
 
     # Skipping the rotary row order is the classic llama.cpp conversion bug: the read-back check must catch it.
-    monkeypatch.setattr(gguf_llama, "reorder_for_rotary", lambda weight, heads: weight)
+    monkeypatch.setattr(gguf_tensors, "reorder_for_rotary", lambda weight, heads: weight)
     with pytest.raises(ExportError, match="did not match the merged model"):
         export_run(lora_run, "gguf-f16", tmp_path / "gguf")
     assert os.listdir(tmp_path) == []
@@ -150,7 +151,7 @@ def test_a_wrong_file_fails_verification_and_is_not_kept(lora_run, tmp_path, mon
 def test_rotary_reorder_is_what_gguf_readers_undo():
     from transformers.modeling_gguf_pytorch_utils import LlamaTensorProcessor
 
-    from engine.export.gguf_llama import reorder_for_rotary
+    from engine.export.gguf_tensors import reorder_for_rotary
 
     weight = np.arange(8 * 2 * 3, dtype=np.float32).reshape(16, 3)  # 2 heads of 8 rows
     reordered = reorder_for_rotary(weight, heads=2)

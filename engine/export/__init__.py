@@ -5,7 +5,7 @@
 """
 from engine.export.errors import ExportError, Progress
 from engine.export.exporter import EXPORT_TARGETS, export_run
-from engine.export.gguf_llama import SUPPORTED_GGUF_ARCHITECTURES
+from engine.export.gguf_families import GGUF_FAMILIES as SUPPORTED_GGUF_ARCHITECTURES
 from engine.export.verify import GGUF_TOLERANCES, VerifyResult, verify_gguf
 
 __all__ = ["export_run", "ExportError", "Progress", "EXPORT_TARGETS", "SUPPORTED_GGUF_ARCHITECTURES",

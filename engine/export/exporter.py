@@ -11,7 +11,8 @@ from typing import Optional
 
 from engine.export import merge, staging
 from engine.export.errors import ExportError, Progress, report
-from engine.export.gguf_llama import GGUF_FORMATS, check_supported
+from engine.export.gguf_families import family_for
+from engine.export.gguf_tensors import GGUF_FORMATS
 from engine.export.run_folder import RunSource, read_run, run_notices
 
 EXPORT_TARGETS = ("adapter", "merged", "gguf-f16", "gguf-q8_0")
@@ -108,14 +109,15 @@ def _export_gguf(source: RunSource, to: str, out: Path, progress, overwrite: boo
 
     # Refuse unsupported models and tokenizers before loading gigabytes of weights.
     config = AutoConfig.from_pretrained(str(source.model_dir if source.is_full else source.base_model_path))
-    check_supported(config)
+    family = family_for(config)
     vocab = read_vocab(source.tokenizer_dir, config.vocab_size)
     folder, gguf_path, gguf_name = _gguf_layout(source, to, out)
     single_file = gguf_path == out
     staging.check_destination(out, overwrite=overwrite, folder=not single_file)
     if single_file:
         staging.check_destination(folder / "Modelfile", overwrite=overwrite, folder=False)
-    notices = run_notices(source) + merge.merge_notices(source) + vocab.notices
+    notices = (run_notices(source) + merge.merge_notices(source) + vocab.notices
+               + [n for n in [family.notice(config)] if n])
     _notify(progress, notices, 0.02)
     with staging.staging_folder(out) as work:
         report(progress, merge.loading_message(source), 0.05)
