@@ -38,6 +38,9 @@ class ModelConfig:
                         "Hugging Face folder, a .gguf file, or a Hugging Face hub id (needs internet).")
     template: str = setting("auto", "How examples are laid out as text. 'auto' uses the model's own chat "
                             "template, the same one used later for chat and export.", choices=TEMPLATES)
+    trust_remote_code: bool = setting(False, "Let a model run the Python code it ships with (custom "
+                                      "architectures on the hub). That code runs with your permissions: only "
+                                      "for models from publishers you trust. Off unless you ask for it.")
 
 
 @dataclass

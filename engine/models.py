@@ -11,13 +11,12 @@ import json
 import os
 import re
 import shutil
-import struct
 import tempfile
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Callable, Optional
 
-from engine import paths
+from engine import paths, remote_code
 from engine.errors import TunesmithError
 
 STARTER_NAME = "SmolLM2-135M-Instruct"
@@ -39,6 +38,10 @@ class ModelInfo:
     parameters: int
     size_bytes: int
     source: str  # starter | gguf | local | hub
+    family: str = ""  # 'Llama', 'Qwen2', ... (engine.families)
+    stored_precision: str = ""  # how the weights were stored: 'bf16', 'Q4_1, expanded' (engine.model_facts)
+    has_chat_template: bool = False
+    verified: bool = False  # the family is in the compatibility matrix (docs/MODELS.md)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -85,19 +88,9 @@ def prepare_starter(progress: Optional[Progress] = None) -> Path:
 
 def _parameter_count(folder: Path) -> int:
     """Count parameters from the safetensors headers alone (no weights are read)."""
-    total = 0
-    for file in folder.glob("*.safetensors"):
-        with open(file, "rb") as fh:
-            (header_len,) = struct.unpack("<Q", fh.read(8))
-            header = json.loads(fh.read(header_len))
-        for key, meta in header.items():
-            if key == "__metadata__":
-                continue
-            count = 1
-            for dim in meta["shape"]:
-                count *= dim
-            total += count
-    return total
+    from engine.model_facts import safetensors_dtypes
+
+    return sum(safetensors_dtypes(folder).values())
 
 
 def _folder_size(folder: Path) -> int:
@@ -187,8 +180,10 @@ def download_hub_model(repo_id: str, progress: Optional[Progress] = None) -> Pat
         return folder
     _say(progress, f"Downloading {repo_id} from the Hugging Face hub...", 0.1)
     try:
+        # The model's own Python files only when the run allows them to run (engine.remote_code).
+        code = ["*.py"] if remote_code.is_allowed() else []
         snapshot_download(repo_id, local_dir=str(folder),
-                          allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"])
+                          allow_patterns=["*.json", "*.safetensors", "*.model", "*.txt", "*.jinja", "*.tiktoken"] + code)
     except Exception as exc:
         raise ModelError(f"Could not download '{repo_id}' from the Hugging Face hub ({type(exc).__name__}). "
                          "Check the internet connection and the model id, or choose a local folder or "
@@ -230,9 +225,12 @@ def describe(folder: Path, source: str = "local") -> ModelInfo:
     info = {}
     if (folder / INFO_FILE).is_file():
         info = json.loads((folder / INFO_FILE).read_text(encoding="utf-8"))
+    from engine.model_facts import facts
+
+    info.setdefault("source", source)
     return ModelInfo(name=info.get("name", folder.name), path=str(folder),
                      parameters=int(info.get("parameters") or _parameter_count(folder)),
-                     size_bytes=_folder_size(folder), source=info.get("source", source))
+                     size_bytes=_folder_size(folder), source=info["source"], **facts(folder, info))
 
 
 def list_models(extra_folders: tuple[str, ...] = ()) -> list[ModelInfo]:

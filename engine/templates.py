@@ -122,12 +122,13 @@ def load_tokenizer(model_dir: Union[str, Path], template: str = "auto"):
     """
     from transformers import AutoTokenizer
 
+    from engine import remote_code
     from engine.models import ModelError
 
     if template not in TEMPLATE_CHOICES:
         raise ValueError(f"template '{template}': choose one of {', '.join(TEMPLATE_CHOICES)}.")
     try:
-        tokenizer = AutoTokenizer.from_pretrained(str(model_dir))
+        tokenizer = AutoTokenizer.from_pretrained(str(model_dir), **remote_code.kwargs())
     except (OSError, ValueError) as exc:
         raise ModelError(f"{model_dir}: could not load the model's tokenizer ({exc}).") from None
     if not getattr(tokenizer, "is_fast", False):

@@ -175,3 +175,33 @@ def test_qlora_without_a_gpu_says_it_falls_back(qtbot, controller):
         assert panel.method_note.isVisible() and "plain LoRA" in panel.method_note.text()
     controller.set_method("lora")
     assert not panel.method_note.isVisible()
+
+
+def test_the_picker_says_family_size_precision_and_template(qtbot, controller, tiny_model_dir):
+    view = make_view(qtbot, controller)
+    with qtbot.waitSignal(view.model_picker.modelReady, timeout=WAIT_MS):
+        view.model_picker.choose(str(tiny_model_dir))
+    text = view.model_picker.status.text()
+    assert "Llama family" in text and "0.11 million parameters" in text and "Stored as fp32" in text
+    assert "has its own chat template" in text
+    assert view.model_picker.warning.isHidden()
+    starter = view.model_picker.source.itemText(view.model_picker.source.findData("starter"))
+    assert "4-bit Q4_1 copy expanded to full precision" in starter
+
+
+def test_a_family_outside_the_matrix_gets_a_plain_warning(qtbot, controller, tmp_path):
+    from transformers import GPT2Config, GPT2LMHeadModel
+
+    from tests.tiny_model import build_tokenizer
+
+    tokenizer = build_tokenizer(chat_template=None)
+    folder = tmp_path / "tiny-gpt2"
+    GPT2LMHeadModel(GPT2Config(vocab_size=len(tokenizer), n_embd=32, n_layer=1, n_head=2)).save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+    view = make_view(qtbot, controller)
+    with qtbot.waitSignal(view.model_picker.modelReady, timeout=WAIT_MS):
+        view.model_picker.choose(str(folder))
+    warning = view.model_picker.warning
+    assert warning.text().startswith("GPT-2 models are not among the families Tunesmith verifies")
+    assert not warning.isHidden() and warning.property("role") == "warning"
+    assert "no chat template (a base model)" in view.model_picker.status.text()

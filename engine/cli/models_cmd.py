@@ -34,8 +34,16 @@ def run(args) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    table = Table("name", "source", "parameters", "size", "path")
+    from engine.model_facts import starter_note, unverified_warning
+
+    table = Table("name", "family", "parameters", "stored as", "chat template", "verified", "source", "path")
     for m in unique:
-        table.add_row(m.name, m.source, f"{m.parameters / 1e6:.1f} M", f"{m.size_bytes / 2**20:.0f} MiB", m.path)
-    Console().print(table)
+        table.add_row(m.name, m.family, f"{m.parameters / 1e6:.1f} M", m.stored_precision,
+                      "yes" if m.has_chat_template else "no", "yes" if m.verified else "NO", m.source, m.path)
+    console = Console()
+    console.print(table)
+    if any(m.source == "starter" for m in unique):
+        console.print(starter_note())
+    for family in sorted({m.family for m in unique if not m.verified}):
+        console.print(unverified_warning(family))
     return 0

@@ -49,6 +49,8 @@ def register(sub) -> None:
                         help="Any other setting, e.g. --set method.lora_r=8 --set training.packing=false.")
     parser.add_argument("--events", choices=["jsonl"], help="Print every event as one JSON object per line "
                         "instead of the progress bar.")
+    parser.add_argument("--trust-remote-code", action="store_true",
+                        help=_help("model.trust_remote_code") + " Same as --set model.trust_remote_code=true.")
     parser.add_argument("--print-config", action="store_true", help="Print the resolved configuration and exit.")
     parser.add_argument("--resume", metavar="RUN_DIR", help="Continue a stopped run from its latest checkpoint.")
     parser.add_argument("--gpus", type=int, default=1, metavar="N",
@@ -91,6 +93,8 @@ def resolve_config(args):
         if not sep:
             raise UserError(f"--set {pair!r}: write it as KEY=VALUE, e.g. --set training.lr=1e-4.")
         cfg.set_value(config, key.strip(), value.strip())
+    if args.trust_remote_code:
+        config.model.trust_remote_code = True
     if args.resume:
         config.out = args.resume
     return config

@@ -12,6 +12,7 @@ import warnings
 from dataclasses import dataclass, field
 from typing import Any, Iterator, Optional
 
+from engine import remote_code
 from engine.evaluate.runfolder import EvaluationError, RunFolder
 
 SIDES = ("base", "tuned")
@@ -40,7 +41,7 @@ def load_run_tokenizer(run: RunFolder):
     from transformers import AutoTokenizer
 
     if run.tokenizer_path == run.path / "tokenizer":
-        tokenizer = AutoTokenizer.from_pretrained(str(run.tokenizer_path))
+        tokenizer = AutoTokenizer.from_pretrained(str(run.tokenizer_path), **remote_code.kwargs())
     else:
         # Older or partial runs: rebuild the template the run was trained with.
         from engine.templates import load_tokenizer
@@ -55,7 +56,7 @@ def _load_causal_lm(folder, device, dtype, vocab_size: Optional[int] = None):
     from transformers import AutoModelForCausalLM
 
     try:
-        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype)
+        model = AutoModelForCausalLM.from_pretrained(str(folder), dtype=dtype, **remote_code.kwargs())
     except (OSError, ValueError) as exc:
         raise EvaluationError(f"{folder}: the model could not be loaded ({exc}). The folder may be incomplete; "
                               "import the model again or re-run training.") from None
@@ -134,7 +135,13 @@ def load_run(run: RunFolder, device: Optional[str] = None, weights: str = "fp32"
     QLoRA adapters are applied to the base in 16/32-bit here rather than 4-bit: the answers are
     the same up to rounding, and it works on machines without a CUDA GPU. `weights`
     'fp16' or 'bf16' stores the linear layers in that format for chat (engine.evaluate.chat_weights).
+    A run trained with model.trust_remote_code loads with it again (engine.remote_code), others never do.
     """
+    with remote_code.allowed(bool(run.info.get("trust_remote_code"))):
+        return _load_run(run, device, weights)
+
+
+def _load_run(run: RunFolder, device: Optional[str], weights: str) -> LoadedRun:
     from engine.evaluate.chat_weights import convert_for_chat
 
     torch_device = pick_device(device)

@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Optional
 
+from engine import remote_code
 from engine.export import merge, staging
 from engine.export.errors import ExportError, Progress, report
 from engine.export.gguf_families import family_for
@@ -36,7 +37,11 @@ def export_run(run_dir: str | Path, to: str, out: str | Path, progress: Optional
     if to not in EXPORT_TARGETS:
         raise ExportError(f"Unknown export target '{to}'. Choose one of: {', '.join(EXPORT_TARGETS)}.")
     source = read_run(run_dir)
-    out = Path(out).expanduser().resolve()
+    with remote_code.allowed(source.trust_remote_code):
+        return _export(source, to, Path(out).expanduser().resolve(), progress, overwrite, verify)
+
+
+def _export(source: RunSource, to: str, out: Path, progress, overwrite: bool, verify: Optional[bool]) -> Path:
     report(progress, f"Exporting {source.name} as {to}", 0.0)
     if to == "adapter":
         return _export_adapter(source, out, progress, overwrite)
@@ -108,7 +113,8 @@ def _export_gguf(source: RunSource, to: str, out: Path, progress, overwrite: boo
     from engine.export.modelfile import modelfile_text
 
     # Refuse unsupported models and tokenizers before loading gigabytes of weights.
-    config = AutoConfig.from_pretrained(str(source.model_dir if source.is_full else source.base_model_path))
+    config = AutoConfig.from_pretrained(str(source.model_dir if source.is_full else source.base_model_path),
+                                        **remote_code.kwargs())
     family = family_for(config)
     vocab = read_vocab(source.tokenizer_dir, config.vocab_size)
     folder, gguf_path, gguf_name = _gguf_layout(source, to, out)

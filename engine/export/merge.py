@@ -4,6 +4,7 @@ from __future__ import annotations
 import shutil
 from pathlib import Path
 
+from engine import remote_code
 from engine.export.errors import ExportError
 from engine.export.run_folder import ADAPTER_METHODS, VIRTUAL_TOKEN_METHODS, RunSource
 
@@ -41,10 +42,10 @@ def load_merged_model(source: RunSource):
 
     check_mergeable(source)
     if source.is_full:
-        return AutoModelForCausalLM.from_pretrained(str(source.model_dir), dtype="auto")
+        return AutoModelForCausalLM.from_pretrained(str(source.model_dir), dtype="auto", **remote_code.kwargs())
     from peft import PeftModel
 
-    base = AutoModelForCausalLM.from_pretrained(str(source.base_model_path), dtype="auto")
+    base = AutoModelForCausalLM.from_pretrained(str(source.base_model_path), dtype="auto", **remote_code.kwargs())
     try:
         tuned = PeftModel.from_pretrained(base, str(source.adapter_dir))
     except (ValueError, KeyError, RuntimeError) as exc:

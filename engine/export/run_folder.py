@@ -26,6 +26,7 @@ class RunSource:
     base_model_path: Path
     tokenizer_dir: Path
     trained_dir: Optional[Path]  # RUN/adapter (RUN/model), or one built from a checkpoint; None: nothing yet
+    trust_remote_code: bool = False  # the run was trained with model.trust_remote_code (engine.remote_code)
 
     @property
     def adapter_dir(self) -> Path:
@@ -71,7 +72,8 @@ def read_run(run_dir: str | Path) -> RunSource:
 
     method, base = str(info["method"]), info["base_model_path"]
     source = RunSource(run_dir=run_dir, method=method, base_model_path=Path(base),
-                       tokenizer_dir=run_dir / "tokenizer", trained_dir=trained_result(run_dir, info))
+                       tokenizer_dir=run_dir / "tokenizer", trained_dir=trained_result(run_dir, info),
+                       trust_remote_code=bool(info.get("trust_remote_code")))
     _check_outputs(source)
     return source
 

@@ -13,6 +13,7 @@ from typing import Optional
 
 import torch
 
+from engine import remote_code
 from engine.config import RunConfig
 
 # Resident memory of a process that has imported torch, transformers and peft (measured: ~390 MB).
@@ -117,9 +118,10 @@ def estimate_memory(config: RunConfig, model_dir: Path | str, device: str | torc
 
     from engine.train.methods import count_trainable
 
-    trainable, total = count_trainable(config, model_dir)
-    return estimate_from_counts(config, AutoConfig.from_pretrained(str(model_dir)), trainable, total, device,
-                                tokens_per_pass)
+    with remote_code.allowed(config.model.trust_remote_code):
+        trainable, total = count_trainable(config, model_dir)
+        model_config = AutoConfig.from_pretrained(str(model_dir), **remote_code.kwargs())
+    return estimate_from_counts(config, model_config, trainable, total, device, tokens_per_pass)
 
 
 def estimate_memory_for_model(config: RunConfig, model: torch.nn.Module, device: torch.device) -> int:

@@ -14,6 +14,7 @@ from typing import Callable, Optional
 
 import torch
 
+from engine import remote_code
 from engine.config import ConfigError, RunConfig
 from engine.families import kernel_problem
 
@@ -132,6 +133,23 @@ def attach_method(model, config: RunConfig, method: str, device: torch.device):
     return model
 
 
+def read_model_config(model_dir: Path | str):
+    """The model's transformers configuration; a model that needs its own code says how to allow it."""
+    from transformers import AutoConfig
+
+    from engine.models import ModelError
+
+    try:
+        return AutoConfig.from_pretrained(str(model_dir), **remote_code.kwargs())
+    except ValueError as exc:
+        if "trust_remote_code" not in str(exc):
+            raise
+        files = ", ".join(sorted(p.name for p in Path(model_dir).glob("*.py"))) or "Python files"
+        raise ModelError(f"{model_dir}: this model needs its own Python code ({files}) to load, which Tunesmith does "
+                         "not run unless asked. If you trust its publisher, turn on model.trust_remote_code "
+                         "(tunesmith-cli train --trust-remote-code); that code then runs with your permissions.") from None
+
+
 def linear_layer_names(model: torch.nn.Module) -> list[str]:
     """The distinct short names of the model's linear layers (what LoRA target_modules refers to), head excluded."""
     head = model.get_output_embeddings() if hasattr(model, "get_output_embeddings") else None
@@ -149,10 +167,9 @@ def load_model(config: RunConfig, model_dir: Path, device: torch.device, base_dt
     """
     from transformers import AutoModelForCausalLM
 
-    from transformers import AutoConfig
-
     method = config.method.name
-    kwargs = {"attn_implementation": attention_for(config, AutoConfig.from_pretrained(str(model_dir)))}
+    model_config = read_model_config(model_dir)
+    kwargs = {"attn_implementation": attention_for(config, model_config), **remote_code.kwargs()}
     if method == "qlora":
         problem = _bnb_problem(device)
         if problem is None:
@@ -218,11 +235,11 @@ def count_trainable(config: RunConfig, model_dir: Path | str) -> tuple[int, int]
 
     Cheap enough for the window's estimate: nothing is read but config.json.
     """
-    from transformers import AutoConfig, AutoModelForCausalLM
+    from transformers import AutoModelForCausalLM
 
-    model_config = AutoConfig.from_pretrained(str(model_dir))
+    model_config = read_model_config(model_dir)
     with torch.device("meta"):
-        model = AutoModelForCausalLM.from_config(model_config)
+        model = AutoModelForCausalLM.from_config(model_config, **remote_code.kwargs())
         method = "lora" if config.method.name == "qlora" else config.method.name
         if method != "full":
             for p in model.parameters():

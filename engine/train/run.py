@@ -14,7 +14,7 @@ from typing import Optional
 import torch
 
 from engine import config as cfg
-from engine import failures
+from engine import failures, remote_code
 from engine.events import Event, Failed, Finished, Notice, Started
 from engine.train import checkpoint as ckpt
 from engine.train import distributed, hardware, kernels
@@ -163,7 +163,8 @@ def run_training(config: cfg.RunConfig, sink=None, stop=None, resume_from=None, 
             hw = hardware.choose(config.training.precision)
             dist = distributed.init_from_env(hw.device)
             emit.main = dist.main
-            return _run(config, emit, stop, resume_from, data, hw, dist, library)
+            with remote_code.allowed(config.model.trust_remote_code):
+                return _run(config, emit, stop, resume_from, data, hw, dist, library)
         except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised unless it is an Exception
             failed = _failure(exc, emit.folder)
             emit(failed)
@@ -210,6 +211,8 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library) -> Event:
     run_path, resume_candidates = _run_dir_for(config, resume_from)
     run_path = Path(dist.broadcast(str(run_path)))
     model_dir = resolve_model(config.model.name)
+    if config.model.trust_remote_code:
+        emit(Notice(message=remote_code.warning(model_dir), level="warning"))
     tokenizer = load_tokenizer(model_dir, config.model.template)
     if data is None:
         data = _load_data(config, tokenizer)
@@ -224,6 +227,8 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library) -> Event:
     if dist.main:
         folder.create(config, base_model_path=str(model_dir), method=config.method.name,
                       template=template_name(tokenizer))
+        if config.model.trust_remote_code:  # chat, evaluation and export of this run load it the same way
+            folder.update_info(trust_remote_code=True)
         ckpt.clean_incomplete(folder.checkpoints)
         folder.write_heldout(getattr(data, "val_examples", []) or [], getattr(data, "test_examples", []) or [])
         folder.save_tokenizer(tokenizer)

@@ -18,7 +18,7 @@ from gui.style import label
 from gui.widgets.background import ENGINE_IMPORT_LOCK, LatestJob
 
 SOURCES = [
-    ("starter", "Starter model (SmolLM2-135M-Instruct, built in)"),
+    ("starter", "Starter model (built in): SmolLM2-135M-Instruct, a 4-bit Q4_1 copy expanded to full precision"),
     ("folder", "A model folder on this computer"),
     ("gguf", "A GGUF file (converted once)"),
     ("hub", "A Hugging Face hub id (needs internet)"),
@@ -44,7 +44,19 @@ def _resolve(spec: str, progress) -> dict:
     with ENGINE_IMPORT_LOCK:  # converting a GGUF file or the starter imports torch and transformers
         folder = models.resolve_model(spec, progress)
     info = models.describe(folder)
-    return {"folder": str(folder), "name": info.name, "parameters": info.parameters}
+    return info.to_dict() | {"folder": str(folder)}
+
+
+def describe_ready(info: dict) -> tuple[str, Optional[str]]:
+    """(what the status lines say about a ready model, a plain warning or None). Short lines: they do not wrap."""
+    from engine.model_facts import unverified_warning
+
+    millions = info["parameters"] / 1e6
+    size = f"{millions:,.0f} million" if millions >= 1 else f"{millions:.2f} million"
+    template = "has its own chat template" if info["has_chat_template"] else "no chat template (a base model)"
+    text = (f"Ready: {info['name']}, {info['family']} family, {size} parameters.\n"
+            f"Stored as {info['stored_precision']}; {template}.\n{info['folder']}")
+    return text, None if info["verified"] else unverified_warning(info["family"])
 
 
 class ModelPicker(QWidget):
@@ -81,6 +93,9 @@ class ModelPicker(QWidget):
         self.use_button.clicked.connect(self.use_location)
         row.addWidget(self.use_button)
         layout.addLayout(row)
+        self.warning = label("", "warning")
+        self.warning.hide()
+        layout.addWidget(self.warning)
         self.status = label("", "hint")
         layout.addWidget(self.status)
         controller.configChanged.connect(self._on_config_changed)
@@ -159,15 +174,17 @@ class ModelPicker(QWidget):
 
     def _on_ready(self, info: dict) -> None:
         self._close_dialog()
+        text, warning = describe_ready(info)
         self._set_status_role("hint")
-        millions = info["parameters"] / 1e6
-        self.status.setText(f"Ready: {info['name']}, {millions:,.0f} million parameters.\n{info['folder']}")
+        self.status.setText(text)
+        self._show_warning(warning)
         self.controller.set_model_dir(info["folder"])
         self.controller.say(f"Model ready: {info['name']}")
         self.modelReady.emit(info["folder"])
 
     def _on_failed(self, message: str) -> None:
         self._close_dialog()
+        self._show_warning(None)
         self.status.setText(message)
         self._set_status_role("error")
         self.controller.set_model_dir("")
@@ -177,6 +194,13 @@ class ModelPicker(QWidget):
         if key in ("", "model.name"):
             self._show_spec(self.controller.config.model.name)
             self._set_status_role("hint")
+
+    def _show_warning(self, text: Optional[str]) -> None:
+        """A family outside the compatibility matrix gets a plain warning above the model's facts."""
+        self.warning.setText(text or "")
+        self.warning.setVisible(bool(text))
+        if text:  # a wrapped label reports one line's height until it knows its width
+            self.warning.setMinimumHeight(self.warning.heightForWidth(max(200, self.width() - 4)))
 
     def _set_status_role(self, role: str) -> None:
         self.status.setProperty("role", role)
