@@ -32,6 +32,18 @@ def tunesmith_home(tmp_path_factory, monkeypatch) -> Path:
 
 
 @pytest.fixture(scope="session")
+def screenshots(tmp_path_factory) -> Path:
+    """Where tests save pictures of the window: $TUNESMITH_SCREENSHOTS when set, else a temporary folder.
+
+    Never docs/screenshots: the README shows a real run there (docs/make_screenshots.py), not test fakes.
+    """
+    wanted = os.environ.get("TUNESMITH_SCREENSHOTS")
+    folder = Path(wanted) if wanted else tmp_path_factory.mktemp("screenshots")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+@pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     """A 2-layer, width-64 Llama with a 512-token BPE tokenizer and a ChatML template."""
     from tests.tiny_model import build_tiny_model

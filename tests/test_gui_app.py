@@ -2,7 +2,6 @@
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 from engine import config as cfg
@@ -83,9 +82,9 @@ def test_unknown_or_bad_saved_settings_are_skipped_one_by_one(tunesmith_home, tm
     assert config.data.path == str(state.SAMPLE_DATASET)  # the saved file no longer exists
 
 
-def test_every_view_renders(qtbot, tiny_model_dir, tmp_path):
+def test_every_view_renders(qtbot, tiny_model_dir, screenshots):
     """Saves a PNG of each tab (to $TUNESMITH_SCREENSHOTS when set, else a temporary folder)."""
-    out = Path(os.environ.get("TUNESMITH_SCREENSHOTS") or tmp_path)
+    out = screenshots
     config = state.default_config()
     config.model.name = str(tiny_model_dir)
     from gui.controller import Controller

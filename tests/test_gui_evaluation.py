@@ -13,7 +13,6 @@ from gui.controller import Controller
 from gui.views.evaluation_view import EvaluationView
 from gui.widgets.before_after import ROWS
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 VAL = [{"row": 7, "messages": [{"role": "system", "content": "Answer briefly."},
                                {"role": "user", "content": "What is the capital of France?"},
                                {"role": "assistant", "content": "Paris."}]},
@@ -36,13 +35,14 @@ def run_dir(tunesmith_home) -> Path:
 
 
 @pytest.fixture
-def view(qapp, qtbot, run_dir):
+def view(qapp, qtbot, run_dir, screenshots):
     widget = EvaluationView(Controller(), chat_target="tests.fake_worker:fake_chat_main",
                             eval_target="tests.fake_worker:fake_eval_main")
     widget.resize(1280, 800)
     qtbot.addWidget(widget)
     style.apply(qapp)  # the window's own look, so the screenshots show what users see
     widget.show()
+    widget.screenshots = screenshots
     yield widget
     widget.shutdown()
 
@@ -103,8 +103,7 @@ def test_a_held_out_example_fills_the_prompt_and_shows_the_reference(qtbot, view
     ask(qtbot, view, view.prompt.toPlainText())
     # The example's system message came along: the conversation had 2 earlier messages.
     assert view.tuned_pane.answers[-1] == "tuned heard: What is the capital of France? (turn 2)"
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    view.grab().save(str(SCREENSHOTS / "evaluation.png"))
+    view.grab().save(str(view.screenshots / "evaluation-fake.png"))
 
 
 def test_a_failed_request_is_explained_and_the_session_survives(qtbot, view, run_dir):
@@ -136,9 +135,8 @@ def test_run_evaluation_shows_progress_then_the_before_after_numbers(qtbot, view
     assert panel.bars.isVisible() and panel.bars.height() >= 3 * 30
     assert panel.row_labels["val_loss"].text() == "Test loss"
     assert "Measured on 4 test examples that training never saw" in panel.status.text()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
     qtbot.wait(50)  # let the layout take in the new texts, as it would on screen
-    view.grab().save(str(SCREENSHOTS / "evaluation-results.png"))
+    view.grab().save(str(view.screenshots / "evaluation-results-fake.png"))
 
 
 def test_runs_evaluated_before_the_benchmark_still_show_their_verdict(qtbot, view, run_dir):
@@ -207,7 +205,7 @@ def test_the_run_list_shows_the_newest_run_and_runs_trained_since(qtbot, run_dir
 
 
 @pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
-def test_before_after_rows_never_overlap_under_a_long_verdict(qtbot, qapp, run_dir, size, tmp_path):
+def test_before_after_rows_never_overlap_under_a_long_verdict(qtbot, qapp, run_dir, size, screenshots):
     from tests.fake_worker import fake_eval_main
 
     fake_eval_main(str(run_dir), _Sink(), options={"old_layout": True})  # a verdict in words
@@ -239,7 +237,7 @@ def test_before_after_rows_never_overlap_under_a_long_verdict(qtbot, qapp, run_d
     for upper, lower in zip(rows, rows[1:]):
         assert upper.geometry().bottom() < lower.geometry().top(), (upper.text(), lower.text())
     assert panel.verdict.height() >= panel.verdict.heightForWidth(panel.verdict.width())
-    window.grab().save(str(tmp_path / f"evaluation-{size[0]}x{size[1]}.png"))
+    window.grab().save(str(screenshots / f"evaluation-{size[0]}x{size[1]}-fake.png"))
 
 
 class _Sink:

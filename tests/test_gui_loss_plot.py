@@ -1,15 +1,11 @@
 """The loss plot stays readable: legend off the curves, the best-step label inside, a sane axis for one point."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from gui import style
 from gui.training_curves import TrainingCurves
 from gui.widgets.loss_plot import LossPlot
-
-SHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 
 
 def _plot(qtbot, qapp, curves: TrainingCurves, size=(640, 300)) -> LossPlot:
@@ -41,7 +37,7 @@ def test_a_single_validation_point_gets_a_readable_axis(qtbot, qapp):
 
 
 @pytest.mark.parametrize("best_at_top", [False, True])
-def test_the_legend_is_off_the_curves_and_the_best_label_stays_inside(qtbot, qapp, best_at_top, tmp_path):
+def test_the_legend_is_off_the_curves_and_the_best_label_stays_inside(qtbot, qapp, best_at_top, screenshots):
     steps = list(range(1, 31))
     train = [3.0 - 0.08 * s for s in steps]
     # Validation far above training (best point at the top of the view), or falling with training.
@@ -54,4 +50,4 @@ def test_the_legend_is_off_the_curves_and_the_best_label_stays_inside(qtbot, qap
     assert plot.legend.isVisible() and "Validation loss" in plot.legend.text()
     assert plot.legend.geometry().bottom() <= plot.plot.geometry().top()
     assert plot.best_label.isVisible() and _inside_view(plot, plot.best_label), plot.best_label.sceneBoundingRect()
-    plot.grab().save(str(tmp_path / f"loss-plot-{best_at_top}.png"))
+    plot.grab().save(str(screenshots / f"loss-plot-{best_at_top}.png"))

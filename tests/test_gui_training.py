@@ -19,7 +19,6 @@ from gui.views.evaluation_view import EvaluationView
 from gui.views.training_view import CloseChoice, TrainingView
 from tests.fake_worker import SCRIPT_ENV
 
-SCREENSHOTS = Path(__file__).resolve().parent.parent / "docs" / "screenshots"
 FAKE_TRAIN = "tests.fake_worker:fake_train_main"
 
 
@@ -59,7 +58,7 @@ def training_script(run_dir: Path, steps: int = 30, pause: float = 0.01, end: st
 
 
 @pytest.fixture
-def view(qapp, qtbot, tunesmith_home, monkeypatch, tmp_path):
+def view(qapp, qtbot, tunesmith_home, monkeypatch, tmp_path, screenshots):
     """A TrainingView whose Start launches the fake worker with the script written by `use_script`."""
     config = RunConfig()
     config.data.path = str(tmp_path / "data.jsonl")
@@ -71,6 +70,7 @@ def view(qapp, qtbot, tunesmith_home, monkeypatch, tmp_path):
     style.apply(qapp)  # the window's own look, so the screenshots show what users see
     widget.show()
     widget.run_dir = Path(config.out)
+    widget.screenshots = screenshots
 
     def use_script(script):
         path = tmp_path / "script.pickle"
@@ -106,8 +106,7 @@ def test_full_path_curves_grow_best_marker_moves_stop_keeps_the_run(qtbot, view)
     assert view.overfit_alert.isVisible() and "memorise" in view.overfit_alert.text()
     assert "Step 30 of 30" in view.progress_label.text() and "1,234 tokens/s" in view.progress_label.text()
     assert view.host is not None and view.stop_button.isEnabled()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    view.grab().save(str(SCREENSHOTS / "training.png"))
+    view.grab().save(str(view.screenshots / "training-fake.png"))
 
     with qtbot.waitSignal(view.trainingEnded, timeout=20000) as ended:
         view.stop_button.click()
@@ -133,8 +132,7 @@ def test_a_crash_shows_the_log_tail_and_the_window_survives_with_its_checkpoints
     assert view.error_card.isVisible() and view.error_log.isVisible()
     assert "ran out of memory" in view.error_message.text()
     assert "CUDA out of memory" in view.error_log.toPlainText()
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    view.grab().save(str(SCREENSHOTS / "training-crash.png"))
+    view.grab().save(str(view.screenshots / "training-crash-fake.png"))
     # The window lives on: its checkpoints are listed, and training can start again.
     assert view.start_button.isEnabled() and not view.is_training
     assert [view.history.checkpoints.itemText(i) for i in range(view.history.checkpoints.count())] == \

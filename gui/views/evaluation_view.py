@@ -267,8 +267,10 @@ class EvaluationView(QWidget):
         self.held_out = None
         self.reference_pane.setVisible(False)
 
-    def try_held_out_example(self) -> bool:
-        """Put a random held-out example in the prompt and its reference answer in the third pane."""
+    def try_held_out_example(self, seed: Optional[int] = None) -> bool:
+        """Put a random held-out example in the prompt and its reference answer in the third pane.
+
+        `seed` picks the same example every time (the README's screenshots)."""
         try:
             rows = read_heldout(self.run_dir).rows
         except EvaluationError as exc:
@@ -281,7 +283,8 @@ class EvaluationView(QWidget):
                                      "no test or validation split).")
             return False
         self.clear_conversation()
-        self.held_out = self._random.choice(candidates)
+        chooser = self._random if seed is None else random.Random(seed)
+        self.held_out = chooser.choice(candidates)
         self.prompt.setPlainText(self.held_out.prompt_text)
         self.reference_pane.add_user(self.held_out.prompt_text)
         self.reference_pane.begin_answer()
