@@ -102,10 +102,15 @@ def record_failure(run_dir: str | Path, failed: Failed) -> None:
         folder.finish("failed", info.get("best_step"), reason=failed.reason, hint=failed.hint)
 
 
+def load_events(run_dir: str | Path) -> list:
+    """Everything the run reported, in order, from its metrics.jsonl (empty when it has none)."""
+    metrics = Path(run_dir) / "metrics.jsonl"
+    return read_events(metrics) if metrics.is_file() else []
+
+
 def load_curves(run_dir: str | Path) -> TrainingCurves:
     """The run's curves and outcome from metrics.jsonl (empty curves when it has none)."""
-    metrics = Path(run_dir) / "metrics.jsonl"
-    return TrainingCurves.from_events(read_events(metrics) if metrics.is_file() else [])
+    return TrainingCurves.from_events(load_events(run_dir))
 
 
 def read_eval_results(run_dir: str | Path) -> Optional[dict[str, Any]]:

@@ -48,6 +48,7 @@ def test_the_legend_is_off_the_curves_and_the_best_label_stays_inside(qtbot, qap
     plot = _plot(qtbot, qapp, curves)
     assert plot.plot.getPlotItem().legend is None  # not drawn over the curves
     assert plot.legend.isVisible() and "Validation loss" in plot.legend.text()
+    assert "General knowledge (right axis)" in plot.legend.text()  # the purple line is named too
     assert plot.legend.geometry().bottom() <= plot.plot.geometry().top()
     assert plot.best_label.isVisible() and _inside_view(plot, plot.best_label), plot.best_label.sceneBoundingRect()
     plot.grab().save(str(screenshots / f"loss-plot-{best_at_top}.png"))

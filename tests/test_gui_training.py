@@ -183,6 +183,22 @@ def test_resume_starts_from_the_chosen_checkpoint_of_the_run(qtbot, view):
     assert "Resuming 2026-11-22_1530_fake from step-000005" in view.log.toPlainText()
 
 
+def test_a_past_run_shows_its_curves_and_what_it_reported_in_the_log(qtbot, view):
+    view.run_dir.mkdir(parents=True)
+    events = [FirstLoss(step=0, loss=3.0), TrainMetric(step=1, loss=2.8, lr=2e-4, grad_norm=1.0, tokens_per_s=9.0),
+              EvalMetric(step=1, val_loss=2.5, best_step=1, best_val_loss=2.5),
+              Finished(run_dir=str(view.run_dir), output_path=str(view.run_dir / "adapter"), reason="completed",
+                       step=1, best_step=1, best_val_loss=2.5)]
+    (view.run_dir / "metrics.jsonl").write_text("".join(e.to_json() + "\n" for e in events), encoding="utf-8")
+    view.log.setPlainText("the log of another run")
+    view.show_run(str(view.run_dir))
+    assert view.curves.val_steps == [1] and view.curves.train_steps == [0, 1]
+    log = view.log.toPlainText()
+    assert log.startswith("2026-11-22_1530_fake, as it was reported while training:") and "another run" not in log
+    assert "Step 1: validation loss 2.5000" in log and "Training finished at step 1" in log
+    assert "Training finished at step 1" in view.progress_label.text()
+
+
 def test_settings_that_cannot_be_used_are_explained_and_nothing_starts(qtbot, view):
     view.controller.config.data.path = ""
     assert not view.start_training()

@@ -294,7 +294,11 @@ class TrainingView(QWidget):
         """Show a past run's curves (ignored while training: the live curves stay on screen)."""
         if self.is_training:
             return
-        self.curves = runs.load_curves(run_dir)
+        events = runs.load_events(run_dir)
+        self.curves = TrainingCurves.from_events(events)
+        # What the run said while it trained, in the same words as the live log (its metrics.jsonl).
+        lines = [line for line in map(describe_event, events) if line]
+        self.log.setPlainText("\n".join([f"{Path(run_dir).name}, as it was reported while training:"] + lines))
         self.plot.set_curves(self.curves)
         self.plot.redraw_now()
         self.error_card.setVisible(False)

@@ -22,7 +22,8 @@ GENERAL_COLOUR = "#8e44ad"
 REDRAW_INTERVAL_MS = 100
 LEGEND_HTML = (f"<span style='color:{TRAIN_COLOUR}'>&#9473;&#9473;</span>&nbsp;Training loss&nbsp;&nbsp;&nbsp; "
                f"<span style='color:{VAL_COLOUR}'>&#9473;&#9679;&#9473;</span>&nbsp;Validation loss&nbsp;&nbsp;&nbsp; "
-               f"<span style='color:{BEST_COLOUR}'>&#9733;</span>&nbsp;Best validation step")
+               f"<span style='color:{BEST_COLOUR}'>&#9733;</span>&nbsp;Best validation step&nbsp;&nbsp;&nbsp; "
+               f"<span style='color:{GENERAL_COLOUR}'>&#9476;&#9632;&#9476;</span>&nbsp;General knowledge (right axis)")
 # Room left above the highest loss for the "best: step N" label, as a share of the losses' span.
 HEADROOM = 0.22
 
