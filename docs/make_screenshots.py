@@ -54,7 +54,7 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT
 
 def temporary_data_folder(run_dir: Path, models: Path) -> Path:
     """A data folder whose runs/ holds only `run_dir` and whose models/ is the user's (both links)."""
-    home = Path(tempfile.mkdtemp(prefix="tunesmith-screenshots-"))
+    home = Path(tempfile.mkdtemp(prefix="tunesmith-"))
     (home / "runs").mkdir()
     (home / "runs" / run_dir.name).symlink_to(run_dir, target_is_directory=True)
     (home / "models").symlink_to(models, target_is_directory=True)
