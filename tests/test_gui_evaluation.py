@@ -240,6 +240,30 @@ def test_before_after_rows_never_overlap_under_a_long_verdict(qtbot, qapp, run_d
     window.grab().save(str(screenshots / f"evaluation-{size[0]}x{size[1]}-fake.png"))
 
 
+def test_run_evaluation_is_in_sight_in_a_small_window_with_the_benchmark_bars(qtbot, qapp, run_dir):
+    from tests.fake_worker import fake_eval_main
+
+    fake_eval_main(str(run_dir), _Sink())  # before/after, general ability with its bars, a verdict
+    style.apply(qapp)
+    from gui.main_window import MainWindow
+
+    window = MainWindow(prepare_model=False, restore=False)
+    qtbot.addWidget(window)
+    view = window.evaluation_view
+    view._start_session = lambda: None  # only the layout matters here
+    window.resize(1280, 800)
+    window.tabs.setCurrentIndex(3)
+    window.show()
+    qtbot.waitExposed(window)
+    view.open_run(str(run_dir))
+    qtbot.wait(100)
+    panel = view.before_after
+    assert panel.bars.isVisible()
+    side = panel.parentWidget().parentWidget()  # the side column's scroll viewport
+    corner = panel.run_button.mapTo(side, panel.run_button.rect().bottomRight())
+    assert side.rect().contains(corner), (corner, side.rect())  # no scrolling needed to find the button
+
+
 class _Sink:
     def put(self, event) -> None:
         pass

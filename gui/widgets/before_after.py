@@ -68,6 +68,7 @@ class BeforeAfterPanel(Card):
         self.run_dir = ""
         self.host: Optional[ProcessHost] = None
         self.last_options: dict = {}  # what the last evaluation was asked to do
+        self._build_actions()
         grid = QGridLayout()
         grid.addWidget(label("", "hint"), 0, 0)
         grid.addWidget(label("Base", "subtitle", wrap=False), 0, 1)
@@ -97,26 +98,30 @@ class BeforeAfterPanel(Card):
         self.verdict = label("", "warning")
         self.verdict.setVisible(False)
         self.body.addWidget(self.verdict)
-        self.status = label("", "hint")
-        self.body.addWidget(self.status)
+        self.set_run("")
+
+    def _build_actions(self) -> None:
+        """What to measure, Run evaluation, its progress and what was measured when: at the top of the card,
+        so the button is in sight on a small screen too (the benchmark bars below may need scrolling)."""
         row = QHBoxLayout()
-        self.progress = QProgressBar()
-        self.progress.setRange(0, 100)
-        self.progress.setVisible(False)
         self.benchmark_choice = QComboBox()
         for text, value, tip in BENCHMARK_CHOICES:
             self.benchmark_choice.addItem(text, value)
             self.benchmark_choice.setItemData(self.benchmark_choice.count() - 1, tip, Qt.ItemDataRole.ToolTipRole)
         self.benchmark_choice.setToolTip("How much of the general-ability benchmark to score.")
-        self.body.addWidget(self.benchmark_choice)
         self.run_button = QPushButton("Run evaluation")
         self.run_button.setToolTip("Measure the loss on the test examples, answer them with both models and check "
                                    "general ability. Takes a while on big models; you can keep chatting meanwhile.")
         self.run_button.clicked.connect(self.toggle_evaluation)
-        row.addWidget(self.progress, 1)
+        row.addWidget(self.benchmark_choice, 1)
         row.addWidget(self.run_button)
         self.body.addLayout(row)
-        self.set_run("")
+        self.progress = QProgressBar()
+        self.progress.setRange(0, 100)
+        self.progress.setVisible(False)
+        self.body.addWidget(self.progress)
+        self.status = label("", "hint")
+        self.body.addWidget(self.status)
 
     def set_run(self, run_dir: str) -> None:
         """Show the saved results of `run_dir` (or say it was not evaluated yet)."""
