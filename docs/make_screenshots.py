@@ -41,15 +41,26 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return parser.parse_args(argv)
 
 
+def pump(seconds: float) -> None:
+    """Run the window's event loop for a while. Sleeping between rounds lets the window's worker threads
+    have the GIL (QTest.qWait keeps it: their imports then took minutes instead of seconds)."""
+    from PySide6.QtWidgets import QApplication
+
+    end = time.monotonic() + seconds
+    while True:
+        QApplication.processEvents()
+        if time.monotonic() >= end:
+            return
+        time.sleep(0.02)
+
+
 def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT_S) -> None:
     """Let the window work (its background jobs and child processes report through the event loop)."""
-    from PySide6.QtTest import QTest
-
     deadline = time.monotonic() + timeout_s
     while not condition():
         if time.monotonic() > deadline:
             raise SystemExit(f"Gave up after {timeout_s:.0f} s waiting for {what}.")
-        QTest.qWait(50)
+        pump(0.05)
 
 
 def temporary_data_folder(run_dir: Path, models: Path) -> Path:
@@ -122,7 +133,6 @@ def chat_once(window, seed: int) -> None:
 
 def save_tabs(window, out: Path) -> list[Path]:
     from gui.main_window import TAB_NAMES
-    from PySide6.QtTest import QTest
 
     saved = []
     for width, height in SIZES:
@@ -130,7 +140,7 @@ def save_tabs(window, out: Path) -> list[Path]:
         suffix = "" if (width, height) == SIZES[0] else f"-{width}x{height}"
         for index, name in enumerate(TAB_NAMES):
             window.tabs.setCurrentIndex(index)
-            QTest.qWait(400)  # layouts and the plot settle at the new size
+            pump(0.4)  # layouts and the plot settle at the new size
             path = out / f"{name.lower()}{suffix}.png"
             if not window.grab().save(str(path)):
                 raise SystemExit(f"Could not write {path}.")

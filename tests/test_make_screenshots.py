@@ -39,7 +39,7 @@ def test_every_tab_is_saved_at_both_sizes_with_a_real_chat_turn(evaluated_run, t
     out = tmp_path / "shots"
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "TUNESMITH_HOME": str(tunesmith_home)}
     done = subprocess.run([sys.executable, str(SCRIPT), str(evaluated_run), "--out", str(out)], env=env,
-                          capture_output=True, text=True, timeout=240)
+                          capture_output=True, text=True, timeout=420)
     assert done.returncode == 0, done.stdout + done.stderr
     names = sorted(path.name for path in out.iterdir())
     assert names == sorted(f"{tab}{suffix}.png" for tab in ("dataset", "method", "training", "evaluation")
