@@ -39,6 +39,8 @@ def build_config(work: Workload, run_dir: str):
     config.method.lora_dropout = work.lora_dropout
     config.method.target_modules = work.target_modules
     training = config.training
+    training.plan = "custom"  # the race compares fixed settings, not the automatic plan
+    training.keep_general = "off"
     training.epochs = 1.0
     training.batch_size = work.batch_size
     training.lr = work.lr

@@ -91,8 +91,21 @@ class MethodConfig:
                                        "uses bf16 where the hardware has it.", choices=("auto", "bf16", "fp16", "fp32"))
 
 
+PLANS = ("auto", "custom")
+KEEP_GENERAL = ("auto", "on", "off")
+
+
 @dataclass
 class TrainingConfig:
+    plan: str = setting("auto", "How the training settings are chosen. 'auto': from your data and this computer "
+                        "(steps, examples per step, learning rate, warm-up, validation), explained before you "
+                        "start. 'custom': the passes, examples per step, step limit and learning rate as you "
+                        "set them.", choices=PLANS)
+    keep_general: str = setting("auto", "Keep general ability: while learning your data, the model also keeps "
+                                "answering general questions as it did before (it is held to its own earlier "
+                                "answers to built-in prompts; needs no data from you). 'auto' turns it on where "
+                                "forgetting is likely: small data, many passes, full fine-tuning.",
+                                choices=KEEP_GENERAL)
     epochs: float = setting(3.0, "Passes over the training data.", valid=(0.01, 1000), typical=(1, 10),
                             warn="Many epochs on a small dataset make the model memorise it.")
     max_steps: int = setting(0, "Stop after this many optimizer steps (0: use epochs).", valid=(0, 10**7))
@@ -176,7 +189,11 @@ METHOD_DEFAULTS: dict[str, dict[str, Any]] = {
     "prompt": {"training.lr": 3e-2},
 }
 # Prefix and prompt tuning learn a handful of virtual tokens from scratch: they need far larger rates.
-METHOD_LR_TYPICAL = {"prefix": (1e-3, 5e-2), "prompt": (1e-3, 1e-1)}
+# Full fine-tuning moves every weight, so it needs a lower one than the seeds' 1e-5..2e-4 for adapters.
+METHOD_LR_TYPICAL = {"prefix": (1e-3, 5e-2), "prompt": (1e-3, 1e-1), "full": (1e-6, 5e-5)}
+# What each range's warning says (the field's own `warn` covers the adapters).
+METHOD_LR_WARN = {"full": "Full fine-tuning changes every weight: above about 5e-5 it tends to destroy what the "
+                          "model already knew; below 1e-6 it learns next to nothing."}
 
 
 class ConfigError(TunesmithError, ValueError):
@@ -285,6 +302,7 @@ def check(config: RunConfig) -> list[Problem]:
         choices, valid, typical = meta.get("choices"), meta.get("valid"), meta.get("typical")
         if key == "training.lr":
             typical = METHOD_LR_TYPICAL.get(config.method.name, typical)
+            meta = dict(meta, warn=METHOD_LR_WARN.get(config.method.name, meta.get("warn")))
         if choices and value not in choices:
             problems.append(Problem(key, f"{key} = {value!r}: choose one of {', '.join(choices)}.", "error"))
         elif valid and isinstance(value, (int, float)) and not isinstance(value, bool):

@@ -57,6 +57,16 @@ class Notice(Event):
 
 
 @dataclass(frozen=True)
+class Planned(Event):
+    """How the run will train (engine.train.plan) and how long it should take on this machine."""
+
+    explanation: str  # one or two plain sentences
+    settings: dict  # the resolved values: batch_size, steps, lr, warmup_steps, eval_every, keep_general, ...
+    estimate_s: Optional[float] = None  # predicted seconds from now to the end; None when not measurable
+    plan: str = "auto"  # "auto" | "custom"
+
+
+@dataclass(frozen=True)
 class Progress(Event):
     step: int
     total_steps: int
@@ -179,7 +189,7 @@ Sink = Callable[[Event], None]
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (Started, Notice, Progress, FirstLoss, TrainMetric, EvalMetric, GeneralMetric, CheckpointSaved,
+    for cls in (Started, Notice, Planned, Progress, FirstLoss, TrainMetric, EvalMetric, GeneralMetric, CheckpointSaved,
                 Finished, Failed, Token, GenerationDone)
 }
 

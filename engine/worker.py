@@ -48,6 +48,23 @@ def train_main(config_dict: dict, queue, stop_event, resume_from: str | None = N
         queue.put(failures.describe(exc, "starting the training", fix_hint="Fix the problem above and start again."))
 
 
+def calibrate_main(config_dict: dict, queue, stop_event=None) -> None:
+    """Measure this machine's speed for the config's model and method (engine.train.calibrate); the
+    rates land in the data folder's throughput.json, where the window reads them. Ends with Finished."""
+    from engine.events import Finished
+
+    try:
+        from engine import config as cfg
+        from engine.models import resolve_model
+        from engine.train.calibrate import calibrate
+
+        config = cfg.from_dict(config_dict, source="plan settings")
+        calibrate(config, resolve_model(config.model.name))
+        queue.put(Finished(run_dir="", output_path="", reason="completed", step=0))
+    except Exception as exc:
+        queue.put(_failure(exc))
+
+
 def chat_main(run_dir: str, request_queue, event_queue, stop_event=None) -> None:
     """Serve side-by-side chat for one run (see engine.evaluate.worker.chat_main for the protocol)."""
     from engine.evaluate.worker import chat_main as serve_chat

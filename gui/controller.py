@@ -28,6 +28,7 @@ class Controller(QObject):
         configChanged(str): a setting changed; the argument is its dotted key ("training.lr"),
             or "" when the whole config was replaced.
         datasetChanged(): a new dataset report (or None: no usable dataset) is available.
+        lengthsChanged(): the token lengths of the dataset's examples (or a sample of them) are known.
         runSelected(str): a run folder was chosen (a finished training run, or one opened by the user).
         statusMessage(str): a short plain-words message for the window's status bar.
         busyChanged(bool): a long job (training, model preparation) started or ended;
@@ -39,11 +40,13 @@ class Controller(QObject):
     runSelected = Signal(str)
     statusMessage = Signal(str)
     busyChanged = Signal(bool)
+    lengthsChanged = Signal()
 
     def __init__(self, config: Optional[RunConfig] = None, parent: Optional[QObject] = None):
         super().__init__(parent)
         self._config = config if config is not None else RunConfig()
         self._report: Any = None  # engine.data.inspect.DatasetReport, or None
+        self._lengths: list[int] = []  # tokens per example as trained (a sample for large files)
         self._model_dir: str = ""  # the resolved Hugging Face folder of config.model.name, once known
         self._run_dir: str = ""
         self._busy = False
@@ -123,7 +126,17 @@ class Controller(QObject):
     def set_report(self, report: Any) -> None:
         """Publish the inspection of the current dataset (None when it could not be read)."""
         self._report = report
+        self._lengths = []
         self.datasetChanged.emit()
+
+    @property
+    def lengths(self) -> list[int]:
+        """Tokens per example of the current dataset ([] until measured); the plan is made from them."""
+        return self._lengths
+
+    def set_lengths(self, lengths) -> None:
+        self._lengths = list(lengths)
+        self.lengthsChanged.emit()
 
     # --- runs ----------------------------------------------------------------------------
     @property

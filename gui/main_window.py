@@ -196,4 +196,5 @@ class MainWindow(QMainWindow):
     def closeEvent(self, event) -> None:  # noqa: N802 - Qt naming
         self._save_timer.stop()
         self.save_state()
+        self.method_view.plan.shutdown()
         super().closeEvent(event)

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from engine.events import (CheckpointSaved, EvalMetric, Event, Failed, Finished, FirstLoss, GeneralMetric, Notice,
-                           Progress, Started, TrainMetric)
+                           Planned, Progress, Started, TrainMetric)
+from engine.train.timing import format_duration as rough_duration
 from engine.words import count
 
 OVERFITTING_MESSAGE = (
@@ -123,6 +124,8 @@ class TrainingCurves:
             self.eta_s, self.elapsed_s = event.eta_s, event.elapsed_s
         elif isinstance(event, Started):
             self.started, self.total_steps = event, event.total_steps
+        elif isinstance(event, Planned) and self.step == 0:
+            self.eta_s = event.estimate_s  # the run's own estimate, before the first step ends
         elif isinstance(event, CheckpointSaved):
             self.checkpoints.append(event.path)
         elif isinstance(event, Finished):
@@ -199,6 +202,9 @@ def describe_event(event: Event) -> Optional[str]:
                 f"(test: kept for the evaluation, never trained on), {count(event.total_steps, 'step')}.")
     if isinstance(event, Notice):
         return ("Warning: " if event.level == "warning" else "") + event.message
+    if isinstance(event, Planned):
+        when = f" Expected to take {rough_duration(event.estimate_s)}." if event.estimate_s else ""
+        return f"Plan ({'automatic' if event.plan == 'auto' else 'your settings'}): {event.explanation}{when}"
     if isinstance(event, FirstLoss):
         when = "before training" if event.step == 0 else f"on resuming at step {event.step}"
         return f"Loss {when}: {event.loss:.4f} (first examples); the curve starts there."

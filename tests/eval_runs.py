@@ -52,6 +52,7 @@ def make_run(folder: Path, base_dir: Path, *, method: str = "lora", steps: int =
     model.save_pretrained(folder / ("adapter" if method == "lora" else "model"))
     tokenizer.save_pretrained(folder / "tokenizer")
     config = config_module.RunConfig()
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.method.name = method
     config.evaluation.max_new_tokens = 16
     config_module.save(config, folder / "run.yaml")

@@ -15,6 +15,7 @@ def _write_common(run: Path, base_model: Path, method: str) -> None:
 
     run.mkdir(parents=True, exist_ok=True)
     cfg = config.RunConfig()
+    cfg.training.plan, cfg.training.keep_general = "custom", "off"  # these settings exactly
     cfg.model.name = str(base_model)
     cfg.method.name = method
     config.save(cfg, run / "run.yaml")

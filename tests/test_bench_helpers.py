@@ -145,6 +145,7 @@ def test_each_pass_lever_switch_changes_the_step_and_puts_everything_back(tiny_m
     from engine.train.methods import load_model
 
     config = RunConfig()
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.data.max_length = 64
     data = _alpaca(tmp_path / "rows.json", 8)
     batches = pass_levers.step_batches(config, str(tiny_model_dir), data, 8)

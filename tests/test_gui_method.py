@@ -59,6 +59,7 @@ def test_tooltips_come_from_the_config_help(qtbot, controller):
 def test_out_of_range_value_warns_in_plain_words(qtbot, controller):
     view = make_view(qtbot, controller)
     view.show()
+    view.plan.custom_button.click()  # the learning rate is the user's own only with their own settings
     warning = view.form.warnings["training.lr"]
     assert not warning.isVisible()
     view.form.editors["training.lr"].setValue(0.05)

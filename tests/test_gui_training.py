@@ -61,6 +61,7 @@ def training_script(run_dir: Path, steps: int = 30, pause: float = 0.01, end: st
 def view(qapp, qtbot, tunesmith_home, monkeypatch, tmp_path, screenshots):
     """A TrainingView whose Start launches the fake worker with the script written by `use_script`."""
     config = RunConfig()
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.data.path = str(tmp_path / "data.jsonl")
     config.out = str(tunesmith_home / "runs" / "2026-11-22_1530_fake")
     controller = Controller(config)
@@ -274,6 +275,7 @@ def test_a_real_tiny_training_run_through_the_real_child_process(qtbot, qapp, tu
             for a in range(6) for b in range(4)]
     data.write_text("\n".join(json.dumps(r) for r in rows) + "\n", encoding="utf-8")
     config = RunConfig()
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.model.name = str(tiny_model_dir)
     config.data.path = str(data)
     config.data.val_fraction = 0.2

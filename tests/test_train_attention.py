@@ -72,6 +72,7 @@ def test_segment_bounds_cut_where_positions_restart():
 
 def test_only_packed_token_methods_get_the_per_example_kernel():
     config = RunConfig()
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     assert attention_for(config) == attention.PACKED_SDPA
     config.training.packing = False
     assert attention_for(config) == "sdpa"

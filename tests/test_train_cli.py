@@ -154,3 +154,20 @@ def test_two_cpu_processes_train_data_parallel_like_one_even_when_a_rank_gets_no
     single_val, double_val = ([e.val_loss for e in events if isinstance(e, EvalMetric)] for events in outputs)
     assert len(double_val) == 2 and double_val == pytest.approx(single_val, rel=1e-4)
     assert (tmp_path / "run2" / "adapter" / "adapter_model.safetensors").is_file()
+
+
+def test_print_plan_shows_the_plan_and_its_time_measuring_the_speed_once(tiny_model_dir, tmp_path, capsys):
+    from engine import paths
+
+    data = _toy_file(tmp_path / "toy.jsonl")
+    args = ["train", "--model", str(tiny_model_dir), "--data", str(data), "--max-length", "64", "--print-plan"]
+    assert main(args) == 0
+    out, err = capsys.readouterr()
+    assert "Plan (auto)" in out and "steps of" in out and "Time on this computer: about" in out
+    assert "Keep general ability: on" in out and "Measuring this computer's training speed" in err
+    assert (paths.data_dir() / "throughput.json").is_file()
+    assert main(args + ["--keep-general", "off", "--epochs", "2"]) == 0
+    out, err = capsys.readouterr()
+    assert "Plan (custom)" in out and "Your settings:" in out and "Keep general ability: off" in out
+    assert "Measuring" not in err  # the measured speed is kept for the next estimate
+    assert not (tmp_path / "run").exists()

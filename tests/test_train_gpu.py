@@ -19,6 +19,7 @@ def _config(model_dir, data, out, method="lora"):
     from engine import config as cfg
 
     config = cfg.RunConfig()
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.model.name, config.data.path, config.out, config.method.name = str(model_dir), str(data), str(out), method
     config.data.max_length, config.training.batch_size, config.training.max_steps = 64, 4, 4
     return config

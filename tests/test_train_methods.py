@@ -30,6 +30,7 @@ def _toy_data(model_dir):
 
 def _config(method: str) -> cfg.RunConfig:
     config = cfg.RunConfig()
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.method.name = method
     config.method.lora_dropout = 0.0
     config.method.num_virtual_tokens = 4
@@ -117,6 +118,7 @@ def test_qlora_on_the_starter_model_reloads_with_plain_peft(starter_model_dir, t
     data.write_text("".join(json.dumps({"instruction": f"Say the secret word ({i}).", "output": "Pineapple."}) + "\n"
                             for i in range(8)))
     config = cfg.RunConfig()
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.method.name, config.model.name, config.data.path = "qlora", str(starter_model_dir), str(data)
     config.data.max_length, config.data.val_fraction, config.out = 48, 0.0, str(tmp_path / "run")
     config.training.max_steps, config.training.batch_size = 2, 4

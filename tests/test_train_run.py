@@ -26,6 +26,7 @@ def toy_pairs(n: int, answer: str = "The secret word is pineapple."):
 
 def make_config(model_dir, data_path, out, **training) -> cfg.RunConfig:
     config = cfg.RunConfig()
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.model.name = str(model_dir)
     config.data.path = str(data_path)
     config.data.max_length = 64
@@ -219,6 +220,7 @@ def test_default_run_folder_is_dated_and_named_after_the_data(tunesmith_home):
     from engine.train.rundir import default_run_dir
 
     config = cfg.RunConfig()
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.data.path = "/somewhere/my_recipes.jsonl"
     first = default_run_dir(config, datetime(2026, 3, 4, 5, 6))
     assert first == tunesmith_home / "runs" / "2026-03-04_0506_my_recipes"

@@ -50,8 +50,14 @@ def build_tokenizer(vocab_size: int = 512, *, special_tokens: list[str] = SPECIA
 
 
 def build_tiny_model(folder: Path, *, layers: int = 2, hidden: int = 64, seed: int = 0,
-                     chat_template: bool = True) -> Path:
-    """Write a tiny random Llama model plus tokenizer to `folder` and return it."""
+                     chat_template: bool = True, embedding_std: float = 0.02) -> Path:
+    """Write a tiny random Llama model plus tokenizer to `folder` and return it.
+
+    `embedding_std`: the (tied) embeddings' standard deviation. At the usual 0.02 a width-64 model's
+    logits stay nearly flat whatever an adapter does, because the frozen output layer is too small
+    to single out a token; a pretrained model's is far larger. About 0.3 lets LoRA learn an answer
+    at a real learning rate, as it does on a pretrained model.
+    """
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
@@ -65,6 +71,9 @@ def build_tiny_model(folder: Path, *, layers: int = 2, hidden: int = 64, seed: i
                          pad_token_id=tokenizer.pad_token_id)
     torch.manual_seed(seed)
     model = LlamaForCausalLM(config)
+    if embedding_std != config.initializer_range:
+        with torch.no_grad():
+            model.get_input_embeddings().weight.normal_(0.0, embedding_std)
     folder = Path(folder)
     model.save_pretrained(folder, safe_serialization=True)
     tokenizer.save_pretrained(folder)

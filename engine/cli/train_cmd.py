@@ -23,7 +23,11 @@ FLAG_KEYS = {
     "max_length": ("data.max_length", int),
     "seed": ("training.seed", int),
     "out": ("out", str),
+    "plan": ("training.plan", str),
+    "keep_general": ("training.keep_general", str),
 }
+# Setting any of these by flag means "my own settings": the plan becomes custom unless --plan says otherwise.
+CUSTOM_PLAN_FLAGS = ("epochs", "max_steps", "lr", "batch_size")
 
 
 def _help(dotted: str) -> str:
@@ -52,6 +56,9 @@ def register(sub) -> None:
     parser.add_argument("--trust-remote-code", action="store_true",
                         help=_help("model.trust_remote_code") + " Same as --set model.trust_remote_code=true.")
     parser.add_argument("--print-config", action="store_true", help="Print the resolved configuration and exit.")
+    parser.add_argument("--print-plan", action="store_true", help="Print the training plan (steps, examples per "
+                        "step, learning rate, keep general ability, method) and how long it will take here, then "
+                        "exit. The first time with a model this measures the computer's speed (seconds).")
     parser.add_argument("--resume", metavar="RUN_DIR", help="Continue a stopped run from its latest checkpoint.")
     parser.add_argument("--gpus", type=int, default=1, metavar="N",
                         help="Train data-parallel on N GPUs (or N CPU processes where there is no GPU).")
@@ -80,6 +87,8 @@ def resolve_config(args):
         value = getattr(args, flag)
         if value is not None:
             cfg.set_value(config, key, value, source="--" + flag.replace("_", "-"))
+    if args.plan is None and any(getattr(args, flag) is not None for flag in CUSTOM_PLAN_FLAGS):
+        config.training.plan = "custom"
     if args.map:
         mapping = dict(config.data.mapping)
         for pair in args.map:
@@ -134,6 +143,11 @@ def run(args) -> int:
         print(cfg.dump_yaml(config), end="")
         return 0
     cfg.validate(config)  # a bad value stops here with the plain-words ConfigError message
+    if args.print_plan:
+        from engine.train.preview import preview_plan
+
+        print(preview_plan(config, say=lambda message: print(message, file=sys.stderr)))
+        return 0
     if args.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return _relaunch(args, sys.argv[1:])
 
@@ -192,7 +206,9 @@ class ProgressView:
         self.bar.stop()
 
     def __call__(self, event) -> None:
-        from engine.events import EvalMetric, Finished, FirstLoss, GeneralMetric, Notice, Progress, Started, TrainMetric
+        from engine.events import (EvalMetric, Finished, FirstLoss, GeneralMetric, Notice, Planned, Progress, Started,
+                                   TrainMetric)
+        from engine.train.timing import format_duration
         from engine.words import count
 
         say = self.bar.console.print
@@ -204,6 +220,9 @@ class ProgressView:
                 f"parameters trainable ({event.trainable_percent:.2f}%), {examples} (test: kept for the "
                 f"evaluation, never trained on).\nRun folder: {event.run_dir}", markup=False)
             self.task = self.bar.add_task("train", total=event.total_steps, loss="-", val="-")
+        elif isinstance(event, Planned):
+            when = f" Expected to take {format_duration(event.estimate_s)}." if event.estimate_s else ""
+            say(f"Plan ({event.plan}): {event.explanation}{when}", markup=False)
         elif isinstance(event, Notice):
             say(("warning: " if event.level == "warning" else "") + event.message, markup=False)
         elif isinstance(event, Finished):

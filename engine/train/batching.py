@@ -11,6 +11,7 @@ packed row never learns to predict the first token of the next example from the 
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import random
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ class MicroBatch:
     attention_mask: Optional[torch.Tensor]
     tokens: int  # real (non-padding) tokens in the batch
     segments: Optional[list] = None  # packed rows: per row, (start, end) of each example and of the padding tail
+    objective: str = "ce"  # "ce": learn the targets; "kl": stay close to the base model there (keep_general)
 
     @property
     def trained_tokens(self) -> int:
@@ -39,8 +41,9 @@ class MicroBatch:
 
     def to(self, device) -> "MicroBatch":
         move = (lambda t: None if t is None else t.to(device, non_blocking=True))
-        return MicroBatch(move(self.input_ids), move(self.targets), move(self.labels), move(self.position_ids),
-                          move(self.attention_mask), self.tokens, self.segments)
+        return dataclasses.replace(self, input_ids=move(self.input_ids), targets=move(self.targets),
+                                   labels=move(self.labels), position_ids=move(self.position_ids),
+                                   attention_mask=move(self.attention_mask))
 
 
 def shifted_targets(labels: Sequence[int]) -> list[int]:

@@ -85,7 +85,7 @@ class TrainingLoop:
 
     def __init__(self, *, config, model, loss_module, train: Sequence, val: Sequence, hardware: Hardware,
                  dist: DistContext, folder: RunFolder, emit: Callable[[Event], None], pad_id: int,
-                 total_steps: int, stop=None, general=None):
+                 total_steps: int, stop=None, general=None, keep_general=None, clock=None):
         t = config.training
         self.config, self.model, self.loss_module = config, model, loss_module
         self.train, self.val, self.hw, self.dist = train, val, hardware, dist
@@ -93,6 +93,10 @@ class TrainingLoop:
         self.general = general if dist.main else None  # engine.train.general_curve.GeneralCurve, or None
         self._warned_forgetting = False
         self.total_steps = total_steps
+        self.keep_general = keep_general  # engine.train.keep_general.KeepGeneral or None
+        self.general_loss: Optional[float] = None  # the last step's keep-general term (per token)
+        self.clock = clock  # engine.train.calibrate.RunTimer: the ETA from the run's estimate, or None
+        self.step_seconds, self.steps_done = 0.0, 0  # time in optimizer steps alone (no validation, saving)
         self.eval_every = t.eval_every or max(1, math.ceil(total_steps / 10))  # about ten per run
         self.save_every = t.save_every or self.eval_every
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -162,6 +166,19 @@ class TrainingLoop:
                                  "slower.", level="warning"))
         return self.rows_per_pass
 
+    def _general_batches(self, step: int) -> tuple[list, int]:
+        """The keep-general micro-batches of `step` and their labelled tokens (all ranks together)."""
+        general = self.keep_general
+        if general is None:
+            return [], 0
+        indices = general.indices(step)
+        tokens = sum(trained_tokens(general.examples[i]) for i in indices)
+        batches = self._micro_batches(general.examples, self.dist.shard(indices), self.rows_per_pass)
+        kl = general.objective == "kl" and self.loss_module.fast  # the KL term needs the label-only path
+        for batch in batches:
+            batch.objective = "kl" if kl else "ce"
+        return batches, tokens
+
     def _train_step(self, step: int, runner: torch.nn.Module) -> tuple[float, float, int]:
         """One optimizer step; returns (mean loss, grad norm, tokens processed by all ranks)."""
         t = self.config.training
@@ -178,22 +195,32 @@ class TrainingLoop:
         idle = not mine and self.dist.active
         rows = 1 if step == 0 else self.rows_per_pass
         batches = self._micro_batches(self.train, indices[:1] if idle else mine, rows)
+        # The keep-general term is a mean over its own tokens, weighted, so it never drowns the user's loss.
+        general, general_tokens = self._general_batches(step)
+        weight = self.keep_general.weight if general else 0.0
+        parts = [(b, 0.0 if idle else self.dist.world / max(1, step_tokens)) for b in batches]
+        parts += [(b, weight * self.dist.world / max(1, general_tokens)) for b in general]
         self.model.train()
-        loss_sum, tokens = 0.0, 0
-        self._rows_in_pass = max((len(batch.input_ids) for batch in batches), default=0)
-        for n, batch in enumerate(batches):
+        loss_sum, general_sum, tokens = 0.0, 0.0, 0
+        self._rows_in_pass = max((len(batch.input_ids) for batch, _ in parts), default=0)
+        for n, (batch, scale) in enumerate(parts):
             batch = batch.to(self.hw.device)
-            sync = n == len(batches) - 1 or not hasattr(runner, "no_sync")
+            sync = n == len(parts) - 1 or not hasattr(runner, "no_sync")
             with (contextlib.nullcontext() if sync else runner.no_sync()), self._autocast():
                 total, _ = runner(batch)
                 if first and n == 0 and self.dist.main and not self._first_loss_sent:
                     self._first_loss_sent = True
                     self.emit(FirstLoss(step=step, loss=float(total.detach()) / max(1, batch.trained_tokens)))
-                scaled = total * (0.0 if idle else self.dist.world / max(1, step_tokens))
+                scaled = total * scale
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
-            if not idle:
+            if n >= len(batches):
+                general_sum += float(total.detach())
+                tokens += batch.tokens
+            elif not idle:
                 loss_sum += float(total.detach())
                 tokens += batch.tokens
+        if general:
+            self.general_loss = self.dist.sum(general_sum, self.hw.device) / max(1, general_tokens)
         loss = self.dist.sum(loss_sum, self.hw.device) / max(1, step_tokens)
         tokens = int(self.dist.sum(tokens, self.hw.device))
         if self.scaler:
@@ -290,10 +317,17 @@ class TrainingLoop:
             step += 1
             done_here += 1
             now = time.monotonic()
+            self.step_seconds += now - tick
+            self.steps_done = done_here
             if self.dist.main:
                 self.emit(TrainMetric(step=step, loss=loss, lr=self.scheduler.get_last_lr()[0], grad_norm=grad_norm,
                                       tokens_per_s=tokens / max(1e-9, now - tick)))
-                eta = (now - began) / done_here * (self.total_steps - step)
+                if self.clock is not None:
+                    validations_left = self.total_steps // self.eval_every - step // self.eval_every
+                    validations_left += int(self.total_steps % self.eval_every != 0)
+                    eta = self.clock.eta(step, self.step_seconds, done_here, validations_left)
+                else:
+                    eta = (now - began) / done_here * (self.total_steps - step)
                 self.emit(Progress(step=step, total_steps=self.total_steps, epoch=step / per_epoch,
                                    elapsed_s=now - began, eta_s=eta))
             last = step == self.total_steps

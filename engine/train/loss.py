@@ -80,19 +80,48 @@ class TokenLoss(nn.Module):
         self.chunk_tokens = chunk_tokens
 
     def forward(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        if batch.objective == "kl":
+            return self._kl_to_base(batch)
         if self.fast:
             return self._fast(batch)
         return self._plain(batch)
 
-    def _fast(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+    def _body(self, batch: MicroBatch):
         lm = causal_lm_of(self.model)
-        body, head = lm.get_decoder(), lm.get_output_embeddings()
         packed = batch.segments is not None and uses_packed_kernel(self.model)
         extra = {"segments": batch.segments} if packed else {}  # see engine.train.attention
-        out = body(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
-                   position_ids=batch.position_ids, use_cache=False, **extra)
+        return lm.get_decoder()(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+                                position_ids=batch.position_ids, use_cache=False, **extra).last_hidden_state
+
+    def _kl_to_base(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        """Sum over the labelled positions of KL(base || tuned) between next-token distributions.
+
+        The base model is this model with its adapter switched off (one copy of the weights), run
+        without gradients; only the tuned pass is differentiated, so the adapter alone learns.
+        """
+        disable = getattr(self.model, "disable_adapter", None)
+        if not callable(disable) or not self.fast:
+            raise ValueError("the KL-to-base term needs a LoRA model (an adapter that can be switched off)")
+        head = causal_lm_of(self.model).get_output_embeddings()
         keep = batch.targets != IGNORE_INDEX
-        hidden = out.last_hidden_state[keep]
+        with torch.no_grad(), disable():
+            reference = self._body(batch)[keep]
+        hidden = self._body(batch)[keep]
+        total = hidden.new_zeros((), dtype=torch.float32)
+        for start in range(0, hidden.shape[0], self.chunk_tokens):
+            part = slice(start, start + self.chunk_tokens)
+            with torch.no_grad():
+                base_logp = F.log_softmax(head(reference[part]).float(), dim=-1)
+            tuned_logp = F.log_softmax(head(hidden[part]).float(), dim=-1)
+            total = total + F.kl_div(tuned_logp, base_logp, log_target=True, reduction="sum")
+        return total, keep.sum()
+
+    def _fast(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
+        lm = causal_lm_of(self.model)
+        head = lm.get_output_embeddings()
+        last_hidden = self._body(batch)
+        keep = batch.targets != IGNORE_INDEX
+        hidden = last_hidden[keep]
         targets = batch.targets[keep]
         total = hidden.new_zeros((), dtype=torch.float32)
         vocab = getattr(lm.config, "vocab_size", None) or head.weight.shape[0]
@@ -104,7 +133,7 @@ class TokenLoss(nn.Module):
             else:
                 total = total + _chunk_loss(hidden[part], targets[part], head)
         if targets.numel() == 0:
-            total = total + out.last_hidden_state.sum() * 0.0  # keeps every parameter in the graph (DDP)
+            total = total + last_hidden.sum() * 0.0  # keeps every parameter in the graph (DDP)
         return total, keep.sum()
 
     def _plain(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:

@@ -75,6 +75,7 @@ def main(argv=None) -> int:
     config = cfg.RunConfig()
     config.model.name, config.data.path, config.out = args.model_dir, "synthetic.jsonl", args.out
     config.method.name, config.data.max_length = args.method, args.max_length
+    config.training.plan, config.training.keep_general = "custom", "off"  # exactly the pass sizes asked for
     config.training.batch_size, config.training.max_steps = args.batch_size, args.steps
     config.training.precision, config.training.gradient_checkpointing = args.precision, "off"
     config.training.eval_every = config.training.save_every = 10**6

@@ -124,6 +124,32 @@ def estimate_memory(config: RunConfig, model_dir: Path | str, device: str | torc
     return estimate_from_counts(config, model_config, trainable, total, device, tokens_per_pass)
 
 
+def estimate_per_method(config: RunConfig, model_dir: Path | str, device: str | torch.device,
+                        methods: tuple = ("lora", "qlora")) -> dict:
+    """{method: estimated peak bytes} for several methods, building the weightless model once.
+
+    LoRA and QLoRA train the same adapter (QLoRA only stores the base in 4 bits), so one count serves both.
+    """
+    import copy
+
+    from transformers import AutoConfig
+
+    from engine.train.methods import count_trainable
+
+    model_config = AutoConfig.from_pretrained(str(model_dir))
+    counts: dict = {}
+    found = {}
+    for method in dict.fromkeys(methods):
+        trial = copy.deepcopy(config)
+        trial.method.name = method
+        family = "lora" if method in ("lora", "qlora") else method
+        if family not in counts:
+            counts[family] = count_trainable(trial, model_dir)
+        trainable, total = counts[family]
+        found[method] = estimate_from_counts(trial, model_config, trainable, total, device)
+    return found
+
+
 def estimate_memory_for_model(config: RunConfig, model: torch.nn.Module, device: torch.device) -> int:
     """The same estimate for a model already loaded (used to decide on gradient checkpointing)."""
     from engine.train.loss import causal_lm_of

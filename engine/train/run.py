@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import time
 from pathlib import Path
 from typing import Optional
 
@@ -15,9 +16,9 @@ import torch
 
 from engine import config as cfg
 from engine import failures, remote_code
-from engine.events import Event, Failed, Finished, Notice, Started
+from engine.events import Event, Failed, Finished, Notice, Planned, Started
 from engine.train import checkpoint as ckpt
-from engine.train import distributed, hardware, kernels
+from engine.train import autoplan, calibrate, distributed, hardware, kernels, timing
 from engine.train.batching import steps_per_epoch
 from engine.train.details import DETAILS_FILE, LibraryMessages
 from engine.train.lever_check import check_levers
@@ -25,6 +26,10 @@ from engine.train.loop import NonFiniteLoss, TrainingLoop, autocast_for
 from engine.train.loss import TokenLoss
 from engine.train.methods import load_model, trainable_counts
 from engine.train.rundir import RunFolder, RunFolderError, default_run_dir
+
+# Settings an automatic plan chooses: warnings about their configured values do not apply.
+PLANNED_KEYS = {"training.epochs", "training.lr", "training.batch_size", "training.max_steps",
+                "training.warmup_ratio", "training.eval_every", "training.save_every"}
 
 class _Emitter:
     """Sends each event to metrics.jsonl (once the run folder exists) and to the caller's sink; rank 0 only."""
@@ -144,6 +149,20 @@ def _general_curve(config: cfg.RunConfig, tokenizer, hw, emit, data):
         return None
 
 
+def _clock(config, plan, data, general, model, loss_module, hw, model_dir, total_steps, startup_s):
+    """(the timer that turns the run's estimate into each step's ETA, the Planned event that states it)."""
+    rate = calibrate.stored_rate(config, model_dir, hw.device.type)
+    if rate is None:  # first run of this model and method here: time a few passes of the loaded model
+        rate = calibrate.measure(model, loss_module, hw, startup_s=startup_s or 0.0)
+    work = autoplan.run_work(plan, config, data.train, data.val, hw.device.type, general=general)
+    work.steps = total_steps
+    estimate = timing.estimate(work, calibrate.model_shape_of(model), rate)
+    planned = Planned(explanation=plan.explanation, settings=autoplan.settings_of(plan),
+                      estimate_s=round(estimate.total_s - estimate.startup_s, 1), plan=config.training.plan)
+    key = calibrate.cache_key(config, model_dir, hw.device.type)
+    return calibrate.RunTimer(key, rate, estimate, total_steps, work.validations, startup_s), planned
+
+
 def run_training(config: cfg.RunConfig, sink=None, stop=None, resume_from=None, *, data=None) -> Event:
     """Train as `config` says and return the `Finished` or `Failed` event that ended the run.
 
@@ -156,6 +175,7 @@ def run_training(config: cfg.RunConfig, sink=None, stop=None, resume_from=None, 
     Whatever goes wrong, the run folder (once it exists) ends in a final state: run-info.json says
     "failed" with the reason and what to do, and what was kept.
     """
+    called_at = time.monotonic()
     emit = _Emitter(sink, main=True)
     dist = None
     with LibraryMessages() as library:
@@ -164,7 +184,7 @@ def run_training(config: cfg.RunConfig, sink=None, stop=None, resume_from=None, 
             dist = distributed.init_from_env(hw.device)
             emit.main = dist.main
             with remote_code.allowed(config.model.trust_remote_code):
-                return _run(config, emit, stop, resume_from, data, hw, dist, library)
+                return _run(config, emit, stop, resume_from, data, hw, dist, library, called_at)
         except BaseException as exc:  # noqa: BLE001 - recorded, then re-raised unless it is an Exception
             failed = _failure(exc, emit.folder)
             emit(failed)
@@ -193,13 +213,15 @@ def _failure(exc: BaseException, folder: Optional[RunFolder]) -> Failed:
     return failures.describe(exc, "training", fix_hint="Fix the problem above and start the run again.", kept=kept)
 
 
-def _run(config, emit, stop, resume_from, data, hw, dist, library) -> Event:
+def _run(config, emit, stop, resume_from, data, hw, dist, library, called_at) -> Event:
     from transformers.utils import logging as hf_logging
 
     from engine.models import resolve_model
     from engine.templates import load_tokenizer, template_name
 
     for problem in cfg.validate(config):
+        if config.training.plan == "auto" and problem.key in PLANNED_KEYS:
+            continue  # the plan chooses these; its own choices are checked against the same guard rails
         emit(Notice(message=problem.message, level="warning"))
     for note in hw.notes:
         emit(Notice(message=note))
@@ -221,6 +243,12 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library) -> Event:
     if not data.train:
         raise cfg.ConfigError("No usable training examples: check the data file and its format.")
 
+    plan = autoplan.plan_for(config, autoplan.make_inputs(config, data.train, data.val, model_dir, hw.device.type,
+                                                          gpus=dist.world))
+    autoplan.apply(config, plan)  # run.yaml then records `plan: auto` and the values it resolved to
+    for warning in plan.warnings:
+        emit(Notice(message=warning, level="warning"))
+
     # The run folder exists before the model loads, so that a failure from here on is recorded in it.
     folder = RunFolder(run_path)
     config = dataclasses.replace(config, out=str(run_path))  # run.yaml names where the run is (it may have moved)
@@ -232,6 +260,7 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library) -> Event:
         ckpt.clean_incomplete(folder.checkpoints)
         folder.write_heldout(getattr(data, "val_examples", []) or [], getattr(data, "test_examples", []) or [])
         folder.save_tokenizer(tokenizer)
+        folder.write_plan(plan.to_dict())
         emit.attach(folder)
         library.attach(folder.path / DETAILS_FILE)
     loaded = load_model(config, model_dir, hw.device, torch.bfloat16 if hw.precision == "bf16" else torch.float32,
@@ -244,15 +273,24 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library) -> Event:
     kernels.apply_fused_kernels(model, config.training.fused_kernels, hw.device, notice=warn)
     kernels.compile_decoder_layers(model, config.training.compile, hw.device, notice=warn)
 
+    startup_s = calibrate.run_startup(called_at)  # before the one-off work below
+    general = None
+    if plan.keep_general:
+        from engine.train import keep_general
+
+        general = keep_general.prepare(plan, loaded.method, model, tokenizer, model_dir, config,
+                                       notice=lambda message, level="info": emit(Notice(message=message, level=level)))
     total_steps = total_steps_for(config, len(data.train))
     loss_module = TokenLoss(model, fast=config.training.label_only_logits)
     fallback = check_levers(loss_module, config, data.train, tokenizer.pad_token_id or 0, hw.precision, autocast_for(hw))
     if fallback:
         emit(Notice(message=fallback))
+    clock, planned = _clock(config, plan, data, general, model, loss_module, hw, model_dir, total_steps, startup_s)
     runner = distributed.wrap(loss_module, dist, hw.device)
     loop = TrainingLoop(config=config, model=model, loss_module=loss_module, train=data.train, val=data.val,
                         hardware=hw, dist=dist, folder=folder, emit=emit, pad_id=tokenizer.pad_token_id or 0,
-                        total_steps=total_steps, stop=stop, general=_general_curve(config, tokenizer, hw, emit, data))
+                        total_steps=total_steps, stop=stop, general=_general_curve(config, tokenizer, hw, emit, data),
+                        keep_general=general, clock=clock)
     if resume_from:
         resumed = _resume(loop, resume_candidates, emit)
         if dist.main:
@@ -264,6 +302,7 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library) -> Event:
     emit(Started(run_dir=str(run_path), method=loaded.method, device=hw.describe(), trainable_params=trainable,
                  total_params=total, train_examples=len(data.train), val_examples=len(data.val),
                  total_steps=total_steps, test_examples=len(getattr(data, "test_examples", []) or [])))
+    emit(planned)
     try:
         result = loop.run(runner)
     except NonFiniteLoss:
@@ -274,6 +313,8 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library) -> Event:
     if dist.main:
         out = _write_output(folder, loaded.method, model, tokenizer, result.state, result.step)
         folder.finish(result.reason, result.state.best_step)
+        if clock is not None:
+            clock.learn(steps_s=loop.step_seconds, steps=loop.steps_done)
     for message in library.plain_words():
         emit(Notice(message=message))
     finished = Finished(run_dir=str(run_path), output_path=str(out or folder.output_dir(loaded.method)),

@@ -19,6 +19,7 @@ INFO_FILE = "run-info.json"
 METRICS_FILE = "metrics.jsonl"
 VAL_FILE = "val.jsonl"  # validation: chose the best step and stopped training early
 TEST_FILE = "test.jsonl"  # test: never seen in training; what evaluation measures on
+PLAN_FILE = "plan.json"
 
 
 def default_run_dir(config: cfg.RunConfig, now: Optional[datetime] = None) -> Path:
@@ -115,6 +116,10 @@ class RunFolder:
                      "status": "running", "best_step": info.get("best_step"),
                      "created": info.get("created") or _now(), "finished": None})
         self.write_info(info)
+
+    def write_plan(self, plan: dict) -> None:
+        """RUN/plan.json: the training plan with its explanation (engine.train.plan.Plan.to_dict)."""
+        (self.path / PLAN_FILE).write_text(json.dumps(plan, indent=2), encoding="utf-8")
 
     def read_info(self) -> dict:
         """run-info.json as a dict; {} when it is missing or damaged (a run killed before writing it)."""

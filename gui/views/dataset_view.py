@@ -283,6 +283,7 @@ class DatasetView(QWidget):
 
     def _on_lengths(self, result: dataset_jobs.Lengths) -> None:
         self.histogram.set_lengths(result.lengths, result.total)
+        self.controller.set_lengths(result.lengths)
         self._template_warning = result.template_warning
         self._show_warnings()
         self.lengthsShown.emit()

@@ -19,9 +19,13 @@ from gui.widgets.card import Card
 from gui.widgets.hardware_panel import HardwarePanel
 from gui.widgets.method_table import MethodTable
 from gui.widgets.model_picker import ModelPicker
+from gui.widgets.plan_panel import PlanPanel
 from gui.widgets.settings_form import SettingsForm
 
 LORA_KEYS = ("method.lora_r", "method.lora_alpha", "method.lora_dropout")
+# What the automatic plan chooses: shown only for "My own settings".
+PLANNED_KEYS = ("training.epochs", "training.lr", "training.batch_size", "training.warmup_ratio",
+                "training.scheduler")
 VIRTUAL_TOKEN_KEYS = ("method.num_virtual_tokens",)
 YAML_FILTER = "Tunesmith config (*.yaml *.yml)"
 
@@ -77,6 +81,12 @@ class MethodView(QWidget):
         left.addStretch(1)
         columns.addLayout(left, 3)
 
+        right = QVBoxLayout()
+        right.setSpacing(12)
+        plan_card = Card("Training plan")
+        self.plan = PlanPanel(self.controller, self.hardware)
+        plan_card.body.addWidget(self.plan)
+        right.addWidget(plan_card)
         settings_card = Card("Settings")
         self.form = SettingsForm(self.controller)
         for key, text in (("training.epochs", "Passes over the data"), ("training.lr", "Learning rate"),
@@ -94,10 +104,15 @@ class MethodView(QWidget):
         scroll.setWidget(self.form)
         scroll.setStyleSheet("QScrollArea, QScrollArea > QWidget > QWidget { background: white; }")
         settings_card.body.addWidget(scroll)
-        columns.addWidget(settings_card, 2)
+        right.addWidget(settings_card, 1)
+        columns.addLayout(right, 2)
         root.addLayout(columns, 1)
 
     def _on_config_changed(self, key: str) -> None:
+        if key in ("", "training.plan"):
+            custom = self.controller.config.training.plan != "auto"
+            for dotted in PLANNED_KEYS:
+                self.form.set_row_visible(dotted, custom)
         if key in ("", "method.name"):
             method = self.controller.config.method.name
             self.methods.set_method(method)

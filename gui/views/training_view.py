@@ -151,10 +151,12 @@ class TrainingView(QWidget):
     def _update_summary(self) -> None:
         config = self.controller.config
         data = Path(config.data.path).name if config.data.path else "no dataset chosen"
-        length = (f"{config.training.max_steps} steps" if config.training.max_steps
-                  else f"{config.training.epochs:g} epochs")
-        self.summary.setText(f"Method {config.method.name} · model {config.model.name} · data {data} · "
-                             f"{length}, learning rate {config.training.lr:g}")
+        if config.training.plan == "auto":
+            length = "steps and learning rate chosen for the data (see the Method tab)"
+        else:
+            length = (f"{config.training.max_steps} steps" if config.training.max_steps
+                      else f"{config.training.epochs:g} epochs") + f", learning rate {config.training.lr:g}"
+        self.summary.setText(f"Method {config.method.name} · model {config.model.name} · data {data} · {length}")
 
     # --- actions --------------------------------------------------------------------------
     @property

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Optional
 
 import psutil
-from PySide6.QtCore import QThreadPool, QTimer
+from PySide6.QtCore import QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from engine import gpu_check
@@ -78,6 +78,7 @@ class Estimate:
     trainable: Optional[int]
     total: Optional[int]
     note: str = ""
+    per_method: Optional[dict] = None  # peak bytes of LoRA and QLoRA too: the plan recommends between them
 
 
 def _as_bytes(value: Any) -> Optional[int]:
@@ -108,16 +109,22 @@ def estimate(config, model_dir: str, device: str) -> Estimate:
     """Runs on a pool thread: peak memory and trainable parameters from engine.train."""
     with ENGINE_IMPORT_LOCK:  # imports torch; builds a weightless model (a fraction of a second)
         try:
-            from engine.train import count_trainable, estimate_memory
+            from engine.train import count_trainable
+            from engine.train.memory import estimate_per_method
         except ImportError:
             return Estimate(None, None, None, "The memory estimate is not available in this version.")
-        peak = _as_bytes(estimate_memory(config, model_dir, device))
+        per_method = estimate_per_method(config, model_dir, device, (config.method.name, "lora", "qlora"))
         trainable, total = _as_counts(count_trainable(config, model_dir))
-    return Estimate(peak, trainable, total)
+    return Estimate(_as_bytes(per_method[config.method.name]), trainable, total, per_method=per_method)
 
 
 class HardwarePanel(QWidget):
-    """Hardware text, the peak-memory estimate with a fits / does-not-fit verdict, trainable parameters."""
+    """Hardware text, the peak-memory estimate with a fits / does-not-fit verdict, trainable parameters.
+
+    Emits `changed` when the hardware or a new estimate is known (the plan uses both).
+    """
+
+    changed = Signal()
 
     def __init__(self, controller: Controller, parent: Optional[QWidget] = None):
         super().__init__(parent)
@@ -160,6 +167,7 @@ class HardwarePanel(QWidget):
                                            f"{hardware.ram / GIB:.0f} GB memory)")
         self._update_method_note()
         self._request_estimate()
+        self.changed.emit()
 
     def _on_device(self, device: str) -> None:
         """The card turned out usable or not: estimate for where training will really run."""
@@ -208,3 +216,4 @@ class HardwarePanel(QWidget):
             self.params.setText(f"Trains {result.trainable:,} of {result.total:,} weights ({share:.3g} %).")
         else:
             self.params.setText("")
+        self.changed.emit()

@@ -1,0 +1,79 @@
+"""The Method view's training plan: automatic or own settings, the explanation, time, keep general ability."""
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from engine import paths
+from engine.data.inspect import inspect_file
+from engine.train import timing
+from gui.controller import Controller
+from gui.state import default_config
+from gui.views.method_view import PLANNED_KEYS, MethodView
+from tests.fake_worker import FAKE_RATE
+
+WAIT_MS = 30000
+
+
+@pytest.fixture
+def view(qtbot, tiny_model_dir, tmp_path):
+    data = tmp_path / "secret.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Question {i}?", "completion": "pineapple"}) + "\n"
+                            for i in range(16)))
+    config = default_config()
+    config.model.name, config.data.path = str(tiny_model_dir), str(data)
+    controller = Controller(config)
+    widget = MethodView(controller)
+    qtbot.addWidget(widget)
+    widget.resize(1280, 800)
+    widget.show()
+    controller.set_model_dir(tiny_model_dir)
+    controller.set_report(inspect_file(data))
+    controller.set_lengths([30] * 16)
+    # the memory estimates (per method, for the recommendation) come from a pool thread: let them land
+    qtbot.waitUntil(lambda: widget.hardware.last_estimate is not None, timeout=WAIT_MS)
+    widget.plan.refresh()
+    yield widget
+    qtbot.waitUntil(lambda: not widget.hardware._estimate_job.running, timeout=WAIT_MS)
+
+
+def test_the_plan_explains_itself_and_own_settings_show_the_planned_fields(view):
+    plan, controller = view.plan, view.controller
+    assert plan.auto_button.isChecked() and plan.plan.steps == 64
+    assert plan.plan.method == "lora" and "fits this computer" in plan.method_note.text()
+    assert "64 steps of 4 examples" in plan.explanation.text() and "at least 64" in plan.explanation.text()
+    assert not any(view.form.editors[key].isVisible() for key in PLANNED_KEYS)
+    plan.custom_button.click()
+    assert controller.config.training.plan == "custom"
+    assert all(view.form.editors[key].isVisible() for key in PLANNED_KEYS)
+    plan.refresh()
+    assert plan.explanation.text().startswith("Your settings: 6 steps of 8 examples")
+    assert "at least 64" in plan.warnings.text() and plan.warnings.isVisible()
+    plan.auto_button.click()
+    assert controller.config.training.plan == "auto"
+
+
+def test_keep_general_ability_is_on_for_small_data_and_can_be_turned_off(view):
+    plan, controller = view.plan, view.controller
+    assert plan.keep.isChecked() and "small set" in plan.keep_note.text()
+    plan.keep.click()
+    assert controller.config.training.keep_general == "off"
+    plan.refresh()
+    assert not plan.keep.isChecked() and "as asked" in plan.keep_note.text()
+
+
+def test_time_comes_from_the_stored_rates_or_a_calibration_in_a_child(view, qtbot, monkeypatch):
+    plan = view.plan
+    assert "measured when training starts" in plan.time.text()  # TUNESMITH_CALIBRATE=0 in tests
+    monkeypatch.setenv("TUNESMITH_CALIBRATE", "1")
+    plan.calibrate_target = "tests.fake_worker:calibrate_main"
+    with qtbot.waitSignal(plan.planChanged, timeout=WAIT_MS, check_params_cb=lambda p: plan.estimate is not None):
+        plan.refresh()
+        assert "Measuring how fast" in plan.time.text()
+    rate = timing.Throughput.from_dict(FAKE_RATE)
+    key = timing.throughput_key(view.controller.config, view.controller.model_dir, "cpu")
+    assert timing.load_throughput(paths.data_dir(), key) == rate
+    assert plan.time.text() == f"Time on this computer: {timing.format_duration(plan.estimate.total_s)}."
+    assert plan.estimate.answers_s > 0  # the first run with this model writes its general answers
+    assert "adds" in plan.keep_note.text() and "once" in plan.keep_note.text()
