@@ -17,12 +17,12 @@ def _lora(model_dir):
     import torch
     from transformers import AutoModelForCausalLM
 
-    from engine.train.methods import _wrap
+    from engine.train.methods import attach_method
 
     config = cfg.RunConfig()
     config.method.lora_dropout = 0.0
     model = AutoModelForCausalLM.from_pretrained(str(model_dir), dtype=torch.float32)
-    return _wrap(model, config, "lora", torch.device("cpu"))
+    return attach_method(model, config, "lora", torch.device("cpu"))
 
 
 def _general_batch(model_dir, objective="kl"):

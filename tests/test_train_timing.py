@@ -76,3 +76,17 @@ def test_rates_are_cached_per_key_and_a_damaged_cache_reads_as_none(tmp_path):
     assert timing.load_throughput(tmp_path, "k") is None
     timing.save_throughput(tmp_path, "k", RATE)  # a damaged file is replaced, not fatal
     assert timing.load_throughput(tmp_path, "k") == RATE
+
+
+def test_a_finished_run_corrects_the_stored_rates_but_a_run_stopped_at_once_does_not():
+    from engine import paths
+    from engine.train import calibrate
+
+    predicted = timing.estimate(work(), SHAPE, RATE)
+    key = "test-key"
+    short = calibrate.learn_from_run(key, predicted, RATE, steps_s=100 * predicted.step_s, steps=3, startup_s=None)
+    assert short == RATE and timing.load_throughput(paths.data_dir(), key) is None
+    expected = predicted.first_step_s + 59 * predicted.step_s
+    learned = calibrate.learn_from_run(key, predicted, RATE, steps_s=2 * expected, steps=60, startup_s=5.0)
+    assert learned.train_s_per_flop == pytest.approx(2 * RATE.train_s_per_flop) and learned.startup_s == 5.0
+    assert timing.load_throughput(paths.data_dir(), key) == learned

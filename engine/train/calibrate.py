@@ -18,6 +18,7 @@ from engine.train import timing
 # The optimizer step where it is not timed (inside a real run, whose weights must not move): AdamW reads
 # and writes about 16 bytes per trainable parameter; measured 0.02 s for the starter's LoRA (4.9M).
 OPTIMIZER_S_PER_PARAM = 4e-9
+LEARN_MIN_STEPS = 10  # a run teaches the stored rates only after this many steps
 
 
 def process_age() -> float:
@@ -196,7 +197,13 @@ def stored_rate(config, model_dir, device_type: str) -> Optional[timing.Throughp
 
 def learn_from_run(key: str, predicted: timing.Estimate, rate: timing.Throughput, *, steps_s: float, steps: int,
                    startup_s: Optional[float]) -> timing.Throughput:
-    """Rates corrected by what a finished run measured, stored for the next estimate."""
+    """Rates corrected by what a finished run measured, stored for the next estimate.
+
+    A run stopped within its first few steps says more about that moment (start-up, a busy
+    machine) than about the machine's speed, so it teaches nothing and the stored rates stay.
+    """
+    if steps < LEARN_MIN_STEPS:
+        return rate
     scale = 1.0
     if steps > 1 and predicted.steps_s > 0:
         expected = predicted.first_step_s + (steps - 1) * predicted.step_s
