@@ -22,6 +22,7 @@ def completion_run(tmp_path_factory, tiny_model_dir):
                             + "\n" for i in range(30)), encoding="utf-8")
     config = cfg.RunConfig()
     config.model.name, config.data.path, config.out = str(tiny_model_dir), str(data), str(folder / "run")
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.data.completion_separator, config.data.max_length = "A:", 64
     config.method.name = "full"
     config.training.max_steps, config.training.eval_every, config.training.batch_size = 16, 16, 8

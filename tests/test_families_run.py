@@ -38,6 +38,7 @@ def toy_data(tmp_path_factory):
 def two_step_run(model_dir, data, method: str, out):
     config = cfg.RunConfig()
     config.model.name, config.data.path, config.out = str(model_dir), str(data), str(out)
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.method.name, config.method.num_virtual_tokens = method, 4
     config.data.max_length, config.data.val_fraction = 128, 0.25
     t = config.training

@@ -46,6 +46,7 @@ def custom_code_model(tmp_path_factory, tiny_model_dir):
 def _config(model_dir, data, out):
     config = cfg.RunConfig()
     config.model.name, config.data.path, config.out = str(model_dir), str(data), str(out)
+    config.training.plan, config.training.keep_general = "custom", "off"  # these settings exactly
     config.data.val_fraction, config.training.max_steps, config.training.batch_size = 0.0, 2, 4
     config.training.precision = "fp32"
     return config
