@@ -16,7 +16,10 @@ import yaml
 from engine.errors import TunesmithError
 
 METHODS = ("qlora", "lora", "full", "prefix", "prompt")
-FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text")
+FORMATS = ("auto", "alpaca", "sharegpt", "messages", "prompt_completion", "text", "preference")
+OBJECTIVES = ("sft", "dpo", "orpo")
+# Preference tuning changes what the model prefers; prefix and prompt tuning have too little to change it with.
+PREFERENCE_METHODS = ("qlora", "lora", "full")
 TEMPLATES = ("auto", "chatml", "alpaca", "llama3", "plain")
 
 
@@ -106,6 +109,13 @@ class TrainingConfig:
                                 "answers to built-in prompts; needs no data from you). 'auto' turns it on where "
                                 "forgetting is likely: small data, many passes, full fine-tuning.",
                                 choices=KEEP_GENERAL)
+    objective: str = setting("sft", "What training teaches. sft: to write the answers in the data. dpo: to prefer "
+                             "the chosen answer of each pair over the rejected one, staying close to the base model. "
+                             "orpo: the same without a reference model, while also learning the chosen answers.",
+                             choices=OBJECTIVES)
+    beta: float = setting(0.1, "Preference tuning (dpo, orpo): how strongly preferences pull. DPO: higher keeps the "
+                          "model closer to the base. ORPO: the weight of the preference term.",
+                          valid=(1e-4, 10.0), typical=(0.01, 0.5))
     epochs: float = setting(3.0, "Passes over the training data.", valid=(0.01, 1000), typical=(1, 10),
                             warn="Many epochs on a small dataset make the model memorise it.")
     max_steps: int = setting(0, "Stop after this many optimizer steps (0: use epochs).", valid=(0, 10**7))
@@ -315,6 +325,10 @@ def check(config: RunConfig) -> list[Problem]:
                                              f"{advice}", "warning"))
     if not config.data.path:
         problems.append(Problem("data.path", "No training data chosen: set data.path (or --data FILE).", "error"))
+    if config.training.objective != "sft" and config.method.name not in PREFERENCE_METHODS:
+        problems.append(Problem("training.objective", f"training.objective = {config.training.objective}: preference "
+                                f"tuning works with {', '.join(PREFERENCE_METHODS)}, not {config.method.name}. "
+                                "Choose one of those methods, or the sft objective.", "error"))
     if config.data.mix_ratio > 0 and not config.data.mix_path:
         problems.append(Problem("data.mix_ratio", "data.mix_ratio is set but data.mix_path is empty: choose the "
                                                   "general data to mix in, or set the ratio to 0.", "error"))

@@ -22,7 +22,7 @@ from engine.data.formats import Example
 
 IGNORE_INDEX = -100  # the label value the loss skips
 NOTHING_LEFT = "too long: nothing left to learn after truncation"
-CHAT_FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion")
+CHAT_FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "preference")
 
 # Built-in templates. Each ends an assistant turn with its own end-of-turn marker and, when the
 # tokenizer's end-of-sequence token is a different one, with that too: generation stops on EOS, so

@@ -18,8 +18,8 @@ def add_data_arguments(parser) -> None:
                         help="The data layout; 'auto' detects it (default).")
     parser.add_argument("--map", action="append", default=[], metavar="COLUMN=ROLE",
                         help="Use COLUMN as ROLE (system, instruction, input, output, prompt, completion, "
-                             "messages, conversations, text); repeatable, e.g. --map question=prompt "
-                             "--map answer=completion.")
+                             "messages, conversations, text, chosen, rejected); repeatable, e.g. --map "
+                             "question=prompt --map answer=completion.")
 
 
 def register(sub) -> None:

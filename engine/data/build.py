@@ -43,14 +43,17 @@ def build_training_data(config, tokenizer) -> TrainingData:
     if mismatch:
         warnings.append(mismatch)
     warnings.extend(completion_warnings(data.completion_separator, report))
-    split = _split(data, report, warnings)
+    if report.format == "preference":
+        warnings.append("Preference pairs with the sft objective: the model learns to write the chosen answers and "
+                        "never sees the rejected ones. Choose the dpo or orpo objective to teach the preference.")
+    split = split_parts(data, report, warnings)
 
     render_options = {"max_length": data.max_length, "train_on_prompt": data.train_on_prompt,
                       "completion_separator": data.completion_separator if report.format == "text" else ""}
-    train_pairs, dropped, truncated = _render_all(split.train, tokenizer, render_options)
+    train_pairs, dropped, truncated = render_all(split.train, tokenizer, render_options)
     held_out = {}
     for part, examples, from_file in (("validation", split.val, data.val_path), ("test", split.test, data.test_path)):
-        pairs, part_dropped, part_truncated = _render_all(examples, tokenizer, render_options)
+        pairs, part_dropped, part_truncated = render_all(examples, tokenizer, render_options)
         held_out[part] = pairs
         truncated += part_truncated
         if not from_file:
@@ -99,7 +102,7 @@ def completion_warnings(separator: str, report: DatasetReport) -> list[str]:
     return []
 
 
-def _split(data, report: DatasetReport, warnings: list) -> Split:
+def split_parts(data, report: DatasetReport, warnings: list) -> Split:
     """Train / validation / test Examples: each held-out part from its own file when one is given,
     else split off the training file; warnings about each part's size and overlap go to `warnings`."""
     split = split_as_configured(report.examples, data)
@@ -123,13 +126,13 @@ def _read_part(data, path: str, name: str, warnings: list) -> list:
     return list(part_report.examples)
 
 
-def _render_all(examples, tokenizer, options) -> tuple[list, list, int]:
+def render_all(examples, tokenizer, options, render_one=render) -> tuple[list, list, int]:
     """([(example, rendered)], [(row, reason)] for examples that cannot be rendered or are left with
-    nothing to learn, number truncated)."""
+    nothing to learn, number truncated). `render_one(example, tokenizer, **options)` renders one."""
     kept, dropped, truncated = [], [], 0
     for example in examples:
         try:
-            rendered = render(example, tokenizer, **options)
+            rendered = render_one(example, tokenizer, **options)
         except DataError as exc:  # the chat template refuses this conversation: skip it, counted by reason
             dropped.append((example.row, exc.message))
             continue

@@ -1,8 +1,9 @@
 """Data layouts: detecting which one a file uses and turning each row into an Example.
 
 Layouts: alpaca (instruction/input/output, optional system and history), sharegpt (conversations
-of {from, value}), messages (OpenAI {role, content}), prompt_completion, and text (plain text for
-continued pre-training). `mapping` ({column: role}) renames a file's own columns to those roles.
+of {from, value}), messages (OpenAI {role, content}), prompt_completion, text (plain text for
+continued pre-training), and preference (a prompt with a chosen and a rejected answer, read by
+engine.data.preference). `mapping` ({column: role}) renames a file's own columns to those roles.
 A row that cannot be used becomes a Rejection with a short reason; reasons are worded so that
 counting them per reason makes sense (no row-specific details in them).
 """
@@ -14,10 +15,13 @@ from typing import Optional, Union
 from engine.data.errors import DataError
 from engine.data.io import EXTRA_CELLS
 
-FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "text")
-ROLES = ("system", "instruction", "input", "output", "prompt", "completion", "messages", "conversations", "text")
-# The columns each layout needs, in detection order (the first match wins).
+FORMATS = ("alpaca", "sharegpt", "messages", "prompt_completion", "text", "preference")
+ROLES = ("system", "instruction", "input", "output", "prompt", "completion", "messages", "conversations", "text",
+         "chosen", "rejected")
+# The columns each layout needs, in detection order (the first match wins). Preference data comes
+# first: its prompt may sit in a messages or conversations column (engine.data.preference).
 REQUIRED = {
+    "preference": ("chosen", "rejected"),
     "messages": ("messages",),
     "sharegpt": ("conversations",),
     "alpaca": ("instruction", "output"),
@@ -33,6 +37,8 @@ ROLE_HINTS = {
     "reply": "completion", "target": "completion", "output_text": "completion", "label": "completion",
     "content": "text", "body": "text", "document": "text", "system_prompt": "system",
     "conversation": "conversations", "dialogue": "conversations", "dialog": "conversations", "chat": "messages",
+    "preferred": "chosen", "better": "chosen", "winner": "chosen", "dispreferred": "rejected", "worse": "rejected",
+    "loser": "rejected",
 }
 MAX_EXAMPLE_CHARS = 2_000_000  # far past any max_length; protects tokenization from pathological rows
 
@@ -210,7 +216,8 @@ def _check_turns(messages: list, field: str) -> list:
     return messages
 
 
-def _conversation(value, field: str, role_key: str, content_key: str) -> list:
+def parse_turns(value, field: str, role_key: str = "role", content_key: str = "content") -> list:
+    """A list of turns as [{role, content}] with known roles, in either key style; no turn-order checks."""
     if value is None:
         raise RowProblem(f"missing field '{field}'", field)
     if not isinstance(value, list):
@@ -226,20 +233,22 @@ def _conversation(value, field: str, role_key: str, content_key: str) -> list:
         if role is None:
             raise RowProblem(f"unknown role '{speaker}'", field)
         messages.append({"role": role, "content": _text(content, field)})
-    return _check_turns(messages, field)
+    return messages
 
 
-def _alpaca(record: dict, roles: dict) -> list:
+def _conversation(value, field: str, role_key: str, content_key: str) -> list:
+    return _check_turns(parse_turns(value, field, role_key, content_key), field)
+
+
+def alpaca_prompt(record: dict, roles: dict) -> list:
+    """The turns before the answer in the alpaca layout: system, history pairs, instruction (+ input)."""
     instruction = _text(record.get(roles["instruction"]), roles["instruction"])
     extra = _text(record.get(roles["input"]), roles["input"], required=False) if "input" in roles else ""
-    output = _text(record.get(roles["output"]), roles["output"])
     prompt = instruction.strip()
     if extra.strip():
         prompt = f"{prompt}\n\n{extra.strip()}" if prompt else extra.strip()
     if not prompt:
         raise RowProblem("empty prompt", roles["instruction"])
-    if not output.strip():
-        raise RowProblem("empty answer", roles["output"])
     messages = _system(record, roles)
     history = record.get("history")
     if history:
@@ -248,8 +257,15 @@ def _alpaca(record: dict, roles: dict) -> list:
         for question, answer in history:
             messages += [{"role": "user", "content": _text(question, "history")},
                          {"role": "assistant", "content": _text(answer, "history")}]
-    messages += [{"role": "user", "content": prompt}, {"role": "assistant", "content": output}]
-    return _check_turns(messages, roles["output"])
+    return messages + [{"role": "user", "content": prompt}]
+
+
+def _alpaca(record: dict, roles: dict) -> list:
+    messages = alpaca_prompt(record, roles)
+    output = _text(record.get(roles["output"]), roles["output"])
+    if not output.strip():
+        raise RowProblem("empty answer", roles["output"])
+    return _check_turns(messages + [{"role": "assistant", "content": output}], roles["output"])
 
 
 def _prompt_completion(record: dict, roles: dict) -> list:
@@ -287,6 +303,10 @@ def normalise(record: dict, row: int, data_format: str, roles: dict) -> Example:
                                                           roles["conversations"], "from", "value"))
     elif data_format == "alpaca":
         example = Example(row=row, messages=_alpaca(record, roles))
+    elif data_format == "preference":
+        from engine.data.preference import normalise_pair  # it builds on this module's helpers
+
+        example = normalise_pair(record, row, roles)
     else:
         example = Example(row=row, messages=_prompt_completion(record, roles))
     if example_chars(example) > MAX_EXAMPLE_CHARS:
@@ -297,4 +317,4 @@ def normalise(record: dict, row: int, data_format: str, roles: dict) -> Example:
 def example_chars(example: Example) -> int:
     if example.text is not None:
         return len(example.text)
-    return sum(len(m["content"]) for m in example.messages)
+    return sum(len(m["content"]) for m in example.messages) + len(getattr(example, "rejected", "") or "")

@@ -111,6 +111,10 @@ def dataset_warnings(report: DatasetReport) -> list[str]:
         warnings.append(f"Only {_count(report.rows_valid, 'usable example')}. With fewer than {SMALL_DATASET}, "
                         "the model easily memorises them instead of learning the task (overfitting): monitor the "
                         "validation loss and stop early when it starts to rise; keep epochs low.")
+    if report.format == "preference":
+        from engine.data.preference import pair_warnings
+
+        warnings.extend(pair_warnings(report.examples))
     duplicates = _duplicate_count(report.examples)
     if duplicates:
         warnings.append(f"Exact copies of earlier examples: {duplicates}. Copies are learned more strongly; the split "
