@@ -141,6 +141,28 @@ class GeneralMetric(Event):
 
 
 @dataclass(frozen=True)
+class PreferenceMetric(Event):
+    """Preference tuning (dpo, orpo) at `step`, over the step's training pairs or all validation pairs.
+
+    Rewards: DPO's implicit reward beta * (log p_policy - log p_reference) of an answer; ORPO's
+    beta * the mean log-probability per token. `accuracy` is the share of pairs whose chosen answer
+    has the higher reward; `preferred_length` the mean answer tokens of whichever answer wins, beside
+    `chosen_length`, the mean of the chosen answers (a preferred length far above it: verbosity).
+    """
+
+    step: int
+    split: str  # train | val
+    pairs: int
+    loss: float
+    accuracy: float
+    reward_margin: float  # mean reward(chosen) - reward(rejected)
+    chosen_reward: float
+    rejected_reward: float
+    preferred_length: float
+    chosen_length: float
+
+
+@dataclass(frozen=True)
 class CheckpointSaved(Event):
     step: int
     path: str
@@ -189,8 +211,8 @@ Sink = Callable[[Event], None]
 
 EVENT_TYPES: dict[str, type[Event]] = {
     cls.__name__: cls
-    for cls in (Started, Notice, Planned, Progress, FirstLoss, TrainMetric, EvalMetric, GeneralMetric, CheckpointSaved,
-                Finished, Failed, Token, GenerationDone)
+    for cls in (Started, Notice, Planned, Progress, FirstLoss, TrainMetric, EvalMetric, GeneralMetric, PreferenceMetric,
+                CheckpointSaved, Finished, Failed, Token, GenerationDone)
 }
 
 

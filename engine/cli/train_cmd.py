@@ -22,6 +22,8 @@ FLAG_KEYS = {
     "batch_size": ("training.batch_size", int),
     "max_length": ("data.max_length", int),
     "seed": ("training.seed", int),
+    "objective": ("training.objective", str),
+    "beta": ("training.beta", float),
     "out": ("out", str),
     "plan": ("training.plan", str),
     "keep_general": ("training.keep_general", str),
@@ -194,7 +196,8 @@ class ProgressView:
         from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeRemainingColumn
 
         self.bar = Progress(TextColumn("[bold]training"), BarColumn(), MofNCompleteColumn(),
-                            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}"), TimeRemainingColumn(),
+                            TextColumn("loss {task.fields[loss]}  val {task.fields[val]}{task.fields[pairs]}"),
+                            TimeRemainingColumn(),
                             console=Console(stderr=True))
         self.task = None
 
@@ -206,8 +209,8 @@ class ProgressView:
         self.bar.stop()
 
     def __call__(self, event) -> None:
-        from engine.events import (EvalMetric, Finished, FirstLoss, GeneralMetric, Notice, Planned, Progress, Started,
-                                   TrainMetric)
+        from engine.events import (EvalMetric, Finished, FirstLoss, GeneralMetric, Notice, Planned, PreferenceMetric,
+                                   Progress, Started, TrainMetric)
         from engine.train.timing import format_duration
         from engine.words import count
 
@@ -219,7 +222,7 @@ class ProgressView:
             say(f"Training {event.method} on {event.device}: {event.trainable_params:,} of {event.total_params:,} "
                 f"parameters trainable ({event.trainable_percent:.2f}%), {examples} (test: kept for the "
                 f"evaluation, never trained on).\nRun folder: {event.run_dir}", markup=False)
-            self.task = self.bar.add_task("train", total=event.total_steps, loss="-", val="-")
+            self.task = self.bar.add_task("train", total=event.total_steps, loss="-", val="-", pairs="")
         elif isinstance(event, Planned):
             when = f" Expected to take {format_duration(event.estimate_s)}." if event.estimate_s else ""
             say(f"Plan ({event.plan}): {event.explanation}{when}", markup=False)
@@ -240,3 +243,6 @@ class ProgressView:
             self.bar.update(self.task, completed=event.step)
         elif isinstance(event, EvalMetric):
             self.bar.update(self.task, val=f"{event.val_loss:.4f} (best @ {event.best_step})")
+        elif isinstance(event, PreferenceMetric) and event.split == "val":
+            self.bar.update(self.task, pairs=f"  chosen preferred {100 * event.accuracy:.0f}% "
+                                             f"(margin {event.reward_margin:+.2f})")

@@ -132,6 +132,10 @@ class TrainingLoop:
         return make_micro_batches(examples, indices, packing=packing, max_length=max_length,
                                   micro_batch_size=rows_per_pass, pad_id=self.pad_id)
 
+    def _step_units(self, indices: list[int]) -> int:
+        """What a step's loss is averaged over: its learned tokens (preference tuning: its pairs)."""
+        return sum(trained_tokens(self.train[i]) for i in indices)
+
     # ----------------------------------------------------------------------------- one step
     def _step(self, step: int, runner: torch.nn.Module) -> tuple[float, float, int]:
         """One optimizer step; out of memory, it is tried once more with half as many rows per pass.
@@ -184,7 +188,7 @@ class TrainingLoop:
         t = self.config.training
         _, indices = step_examples(len(self.train), t.batch_size, t.seed, step)
         # Normalise by the whole step's labelled tokens: identical for any micro-batch split or world size.
-        step_tokens = sum(trained_tokens(self.train[i]) for i in indices)
+        step_tokens = self._step_units(indices)
         # A new run's first step goes one row per pass, so its first loss (FirstLoss) is known after a
         # short pass; the step's result is the same, only summed in smaller parts. Other steps keep their
         # usual passes, so a resumed run draws the same dropout masks as an uninterrupted one.
@@ -207,10 +211,10 @@ class TrainingLoop:
             batch = batch.to(self.hw.device)
             sync = n == len(parts) - 1 or not hasattr(runner, "no_sync")
             with (contextlib.nullcontext() if sync else runner.no_sync()), self._autocast():
-                total, _ = runner(batch)
+                total, units = runner(batch)
                 if first and n == 0 and self.dist.main and not self._first_loss_sent:
                     self._first_loss_sent = True
-                    self.emit(FirstLoss(step=step, loss=float(total.detach()) / max(1, batch.trained_tokens)))
+                    self.emit(FirstLoss(step=step, loss=float(total.detach()) / max(1, int(units))))
                 scaled = total * scale
                 (self.scaler.scale(scaled) if self.scaler else scaled).backward()
             if n >= len(batches):

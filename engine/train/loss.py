@@ -12,6 +12,8 @@ own forward, so they take the plain path: the full forward, then the same loss o
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 import torch.nn.functional as F
 from torch import nn
@@ -62,6 +64,33 @@ def supports_fast_path(model: nn.Module) -> bool:
 def uses_packed_kernel(model: nn.Module) -> bool:
     """Whether the model's attention is the per-example kernel, which takes the batch's segments."""
     return getattr(getattr(causal_lm_of(model), "config", None), "_attn_implementation", None) == PACKED_SDPA
+
+
+@dataclass
+class LabelledStates:
+    """The model body's output where a token is learned, and what projecting it will cost."""
+
+    hidden: torch.Tensor  # (labelled positions, width), in batch order
+    targets: torch.Tensor  # the token each of those positions must predict
+    head: nn.Module  # the output layer
+    all_hidden: torch.Tensor  # every position's hidden state (to keep parameters in the graph)
+    recompute: bool  # True when the logits are too large to keep for the backward pass
+
+
+def labelled_states(model: nn.Module, batch: MicroBatch) -> LabelledStates:
+    """Run the model body (no vocabulary projection) and gather the hidden states at labelled positions."""
+    lm = causal_lm_of(model)
+    body, head = lm.get_decoder(), lm.get_output_embeddings()
+    packed = batch.segments is not None and uses_packed_kernel(model)
+    extra = {"segments": batch.segments} if packed else {}  # see engine.train.attention
+    out = body(input_ids=batch.input_ids, attention_mask=batch.attention_mask,
+               position_ids=batch.position_ids, use_cache=False, **extra)
+    keep = batch.targets != IGNORE_INDEX
+    targets = batch.targets[keep]
+    vocab = getattr(lm.config, "vocab_size", None) or head.weight.shape[0]
+    return LabelledStates(hidden=out.last_hidden_state[keep], targets=targets, head=head,
+                          all_hidden=out.last_hidden_state,
+                          recompute=targets.numel() * vocab * 4 > KEEP_LOGITS_BYTES)
 
 
 class TokenLoss(nn.Module):
@@ -117,24 +146,18 @@ class TokenLoss(nn.Module):
         return total, keep.sum()
 
     def _fast(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
-        lm = causal_lm_of(self.model)
-        head = lm.get_output_embeddings()
-        last_hidden = self._body(batch)
-        keep = batch.targets != IGNORE_INDEX
-        hidden = last_hidden[keep]
-        targets = batch.targets[keep]
+        states = labelled_states(self.model, batch)
+        hidden, targets = states.hidden, states.targets
         total = hidden.new_zeros((), dtype=torch.float32)
-        vocab = getattr(lm.config, "vocab_size", None) or head.weight.shape[0]
-        recompute = targets.numel() * vocab * 4 > KEEP_LOGITS_BYTES
         for start in range(0, targets.numel(), self.chunk_tokens):
             part = slice(start, start + self.chunk_tokens)
-            if torch.is_grad_enabled() and recompute:
-                total = total + checkpoint(_chunk_loss, hidden[part], targets[part], head, use_reentrant=False)
+            if torch.is_grad_enabled() and states.recompute:
+                total = total + checkpoint(_chunk_loss, hidden[part], targets[part], states.head, use_reentrant=False)
             else:
-                total = total + _chunk_loss(hidden[part], targets[part], head)
+                total = total + _chunk_loss(hidden[part], targets[part], states.head)
         if targets.numel() == 0:
-            total = total + last_hidden.sum() * 0.0  # keeps every parameter in the graph (DDP)
-        return total, keep.sum()
+            total = total + states.all_hidden.sum() * 0.0  # keeps every parameter in the graph (DDP)
+        return total, (batch.targets != IGNORE_INDEX).sum()
 
     def _plain(self, batch: MicroBatch) -> tuple[torch.Tensor, torch.Tensor]:
         extra = {} if batch.position_ids is None else {"position_ids": batch.position_ids}

@@ -63,9 +63,24 @@ def total_steps_for(config: cfg.RunConfig, train_examples: int) -> int:
 
 
 def _load_data(config: cfg.RunConfig, tokenizer):
+    if config.training.objective != "sft":
+        from engine.data.preference_build import build_preference_data
+
+        return build_preference_data(config, tokenizer)
     from engine.data.build import build_training_data
 
     return build_training_data(config, tokenizer)
+
+
+def _objective(config: cfg.RunConfig, model) -> tuple:
+    """(loss module, loop class) for training.objective: supervised tokens, or preference pairs."""
+    t = config.training
+    if t.objective == "sft":
+        return TokenLoss(model, fast=t.label_only_logits), TrainingLoop
+    from engine.train.preference import PreferenceLoss
+    from engine.train.preference_loop import PreferenceLoop
+
+    return PreferenceLoss(model, t.objective, t.beta, fast=t.label_only_logits), PreferenceLoop
 
 
 def _run_dir_for(config: cfg.RunConfig, resume_from) -> tuple[Path, list[Path]]:
@@ -153,7 +168,9 @@ def _clock(config, plan, data, general, model, loss_module, hw, model_dir, total
     """(the timer that turns the run's estimate into each step's ETA, the Planned event that states it)."""
     rate = calibrate.stored_rate(config, model_dir, hw.device.type)
     if rate is None:  # first run of this model and method here: time a few passes of the loaded model
-        rate = calibrate.measure(model, loss_module, hw, startup_s=startup_s or 0.0)
+        # timed on token batches whatever the objective: a preference pair costs its two answers' tokens
+        timed = loss_module if isinstance(loss_module, TokenLoss) else TokenLoss(model, fast=loss_module.fast)
+        rate = calibrate.measure(model, timed, hw, startup_s=startup_s or 0.0)
     work = autoplan.run_work(plan, config, data.train, data.val, hw.device.type, general=general)
     work.steps = total_steps
     estimate = timing.estimate(work, calibrate.model_shape_of(model), rate)
@@ -281,13 +298,15 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library, called_at) ->
         general = keep_general.prepare(plan, loaded.method, model, tokenizer, model_dir, config,
                                        notice=lambda message, level="info": emit(Notice(message=message, level=level)))
     total_steps = total_steps_for(config, len(data.train))
-    loss_module = TokenLoss(model, fast=config.training.label_only_logits)
-    fallback = check_levers(loss_module, config, data.train, tokenizer.pad_token_id or 0, hw.precision, autocast_for(hw))
-    if fallback:
-        emit(Notice(message=fallback))
+    loss_module, loop_class = _objective(config, model)
+    if config.training.objective == "sft":  # the check compares token losses; pairs keep the allow-list's choice
+        fallback = check_levers(loss_module, config, data.train, tokenizer.pad_token_id or 0, hw.precision,
+                                autocast_for(hw))
+        if fallback:
+            emit(Notice(message=fallback))
     clock, planned = _clock(config, plan, data, general, model, loss_module, hw, model_dir, total_steps, startup_s)
     runner = distributed.wrap(loss_module, dist, hw.device)
-    loop = TrainingLoop(config=config, model=model, loss_module=loss_module, train=data.train, val=data.val,
+    loop = loop_class(config=config, model=model, loss_module=loss_module, train=data.train, val=data.val,
                         hardware=hw, dist=dist, folder=folder, emit=emit, pad_id=tokenizer.pad_token_id or 0,
                         total_steps=total_steps, stop=stop, general=_general_curve(config, tokenizer, hw, emit, data),
                         keep_general=general, clock=clock)
