@@ -33,3 +33,29 @@ def write_preference_file(path: Path, count: int = 40, seed: int = 0) -> Path:
     path = Path(path)
     path.write_text("".join(json.dumps(row) + "\n" for row in preference_rows(count, seed)), encoding="utf-8")
     return path
+
+
+_RUNS: dict = {}
+
+
+def dpo_run(tmp_path_factory, model_dir: Path) -> Path:
+    """A short DPO (LoRA) run of the tiny model on 48 pairs, trained once per test session; read-only."""
+    key = str(model_dir)
+    if key not in _RUNS:
+        from engine import config as cfg
+        from engine.events import Finished
+        from engine.train import run_training
+
+        folder = tmp_path_factory.mktemp("dpo-run")
+        config = cfg.RunConfig()
+        config.model.name, config.out = str(model_dir), str(folder / "run")
+        config.data.path = str(write_preference_file(folder / "pairs.jsonl", 48))
+        config.data.max_length = 64
+        t = config.training
+        t.objective, t.max_steps, t.batch_size, t.lr, t.warmup_ratio, t.precision, t.eval_every = (
+            "dpo", 12, 8, 1e-3, 0.0, "fp32", 6)
+        config.evaluation.max_new_tokens, config.evaluation.examples, config.evaluation.probe = 12, 4, False
+        result = run_training(config)
+        assert isinstance(result, Finished), result
+        _RUNS[key] = folder / "run"
+    return _RUNS[key]

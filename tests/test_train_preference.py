@@ -11,11 +11,11 @@ import torch.nn.functional as F
 from engine import config as cfg
 from engine.data.preference import PreferencePair
 from engine.data.preference_build import render_pair
-from engine.events import EvalMetric, Failed, Finished, FirstLoss, PreferenceMetric
+from engine.events import EvalMetric, Failed, Finished, FirstLoss, PreferenceMetric, read_events
 from engine.templates import load_tokenizer
 from engine.train import run_training
 from engine.train.preference import PreferenceLoss, pair_micro_batches, sequence_logps
-from tests.preference_data import write_preference_file
+from tests.preference_data import dpo_run, write_preference_file
 
 BETA = 0.1
 PAIRS = [
@@ -159,14 +159,14 @@ def preference_config(model_dir, data, out, **training) -> cfg.RunConfig:
     return config
 
 
-def test_short_dpo_run_learns_the_preference_and_the_adapter_loads_with_plain_peft(tiny_model_dir, tmp_path):
+def test_short_dpo_run_learns_the_preference_and_the_adapter_loads_with_plain_peft(tiny_model_dir,
+                                                                                  tmp_path_factory):
     from peft import PeftModel
     from transformers import AutoModelForCausalLM
 
-    data = write_preference_file(tmp_path / "pairs.jsonl", 48)
-    events = []
-    result = run_training(preference_config(tiny_model_dir, data, tmp_path / "run", max_steps=12), events.append)
-    assert isinstance(result, Finished), result
+    run = dpo_run(tmp_path_factory, tiny_model_dir)
+    events = read_events(run / "metrics.jsonl")
+    assert isinstance(events[-1], Finished)
     first = [e for e in events if isinstance(e, FirstLoss)][0]
     assert first.loss == pytest.approx(math.log(2), abs=1e-4)  # policy == reference before the first step
     val = [e for e in events if isinstance(e, PreferenceMetric) and e.split == "val"]
@@ -175,13 +175,12 @@ def test_short_dpo_run_learns_the_preference_and_the_adapter_loads_with_plain_pe
     assert val[-1].accuracy == 1.0 and val[-1].reward_margin > 0 and val[-1].loss < math.log(2)
     assert [e.val_loss for e in events if isinstance(e, EvalMetric)] == pytest.approx([e.loss for e in val])
     assert val[-1].preferred_length == pytest.approx(val[-1].chosen_length)  # it prefers the chosen answers
-    held_out = [PreferencePair.from_dict(json.loads(line))
-                for line in (tmp_path / "run" / "val.jsonl").read_text().splitlines()]
+    held_out = [PreferencePair.from_dict(json.loads(line)) for line in (run / "val.jsonl").read_text().splitlines()]
     assert len(held_out) == 5 and all(p.rejected for p in held_out)
 
     tokenizer = load_tokenizer(tiny_model_dir)
     base = AutoModelForCausalLM.from_pretrained(tiny_model_dir, dtype=torch.float32)
-    tuned = PeftModel.from_pretrained(base, str(tmp_path / "run" / "adapter")).eval()
+    tuned = PeftModel.from_pretrained(base, str(run / "adapter")).eval()
     rendered = [render_pair(p, tokenizer, max_length=64) for p in held_out]
     batch = pair_micro_batches(rendered, list(range(len(rendered))), packing=False, max_length=64,
                                rows_per_pass=0, pad_id=0)[0]

@@ -55,6 +55,14 @@ def _print_table(results: dict) -> None:
     for name, base, tuned in comparison_rows(results):
         table.add_row(name, base, tuned)
     console.print(table)
+    preference = results.get("preference")
+    if preference:
+        from engine.evaluate.preference_report import preference_rows
+
+        pairs = Table(f"Preference pairs ({preference['pairs']} held out)", "base", "tuned")
+        for name, base, tuned in preference_rows(preference):
+            pairs.add_row(name, base, tuned)
+        console.print(pairs)
     general = results.get("general_ability")
     if general:
         tasks = Table("General ability: task", "chance", "base", "tuned", "difference (95% interval)")

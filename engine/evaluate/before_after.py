@@ -99,6 +99,8 @@ def _summary_lines(results: dict) -> list[str]:
     note = (results.get("answers") or {}).get("note")
     if note:
         lines.append(note)
+    if results.get("preference"):
+        lines.append(results["preference"]["verdict"])
     general = results.get("general_ability")
     if general:
         lines.append(general["summary"])
@@ -126,6 +128,7 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
     from engine.evaluate.generate import generate_batch
     from engine.evaluate.general_ability import measure
     from engine.evaluate.loss import perplexity, token_weighted_loss
+    from engine.evaluate.preference import evaluate_preference, preference_pairs
     from engine.evaluate.probe import load_probe, run_probe
 
     started = time.time()
@@ -144,7 +147,8 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
     scoring = answer_scoring(run, heldout.rows, questions)
     probe_set = load_probe(probe_file) if use_probe else None
     suite = load_benchmark(benchmark_file).sized(size) if size != "off" else None
-    per_side = len(val) + len(questions) + (len(probe_set.items) if probe_set else 0)
+    pairs = preference_pairs(heldout.rows)
+    per_side = len(val) + len(questions) + (len(probe_set.items) if probe_set else 0) + len(pairs)
     tracker = _Tracker(sink, 2 * per_side + (2 * len(suite.items) if suite else 0))
 
     results: dict[str, Any] = {
@@ -153,7 +157,7 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
         "val_examples": len(val),  # the number of held-out rows measured, whichever part they are (kept for readers)
         "settings": settings.to_dict(), "answers": scoring,
         "base": {}, "tuned": {}, "examples": [], "general_ability": None, "general_ability_kept": None,
-        "probe": None,
+        "probe": None, "preference": None,
     }
     if suite is not None:
         tracker.say(f"Checking general ability on {len(suite.items)} benchmark questions (base model from the "
@@ -195,6 +199,10 @@ def evaluate_run(run_dir, sink: Optional[Callable] = None, stop: Any = None, *, 
     if len(probes) == 2 and not _stopped(stop):
         results["probe"] = {"base": probes["base"].to_dict(), "tuned": probes["tuned"].to_dict(),
                             "grading": probe_set.grading}
+    if pairs and not _stopped(stop):
+        tracker.say(f"Comparing base and tuned on {len(pairs)} held-out preference pairs...")
+        results["preference"] = evaluate_preference(loaded, run, pairs, results["examples"], part=heldout.part,
+                                                    on_item=tracker.step, stop=stop)
     results["summary"] = _summary_lines(results)
     results["seconds"] = round(time.time() - started, 1)
     results["created"] = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(started))

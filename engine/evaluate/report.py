@@ -11,6 +11,7 @@ from pathlib import Path
 from typing import Optional
 
 from engine.evaluate.plot import TRAIN_COLOR, VAL_COLOR, loss_chart
+from engine.evaluate.preference_report import preference_html, preference_markdown
 from engine.evaluate.runfolder import EvaluationError, RunFolder, heldout_part, open_run
 
 CHART_FILE = "loss.png"
@@ -123,6 +124,7 @@ def to_markdown(results: dict, png: Optional[bytes], run: RunFolder) -> str:
     lines += [f"- {line}" for line in results.get("summary", [])]
     lines += ["", "| | base | tuned |", "|---|---|---|"]
     lines += [f"| {name} | {b} | {t} |" for name, b, t in comparison_rows(results)]
+    lines += preference_markdown(results)
     lines += _general_markdown(results)
     if png:
         lines += ["", "## Training curves", "", f"![{_chart_caption()}](data:image/png;base64,"
@@ -233,6 +235,7 @@ def to_html(results: dict, png: Optional[bytes], run: RunFolder) -> str:
              + "".join(f"<tr><td>{e(name)}</td><td>{e(base)}</td><td>{e(tuned)}</td></tr>"
                        for name, base, tuned in comparison_rows(results))
              + "</table>"]
+    parts += preference_html(results)
     parts += _general_html(results)
     if png:
         parts += ["<h2>Training curves</h2>", f"<img alt='{e(_chart_caption())}' "
