@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from typing import Iterable, Optional
 
 from engine.events import (CheckpointSaved, EvalMetric, Event, Failed, Finished, FirstLoss, GeneralMetric, Notice,
-                           Planned, Progress, Started, TrainMetric)
+                           Planned, PreferenceMetric, Progress, Started, TrainMetric)
 from engine.train.timing import format_duration as rough_duration
 from engine.words import count
 
@@ -65,6 +65,33 @@ def format_duration(seconds: Optional[float]) -> str:
 
 
 @dataclass
+class PreferenceCurves:
+    """Preference tuning's curves: the training pairs' reward margin per step, and every validation."""
+
+    train_steps: list[int] = field(default_factory=list)
+    train_margins: list[float] = field(default_factory=list)
+    val: list[PreferenceMetric] = field(default_factory=list)
+
+    def apply(self, event: PreferenceMetric) -> bool:
+        if event.split == "train":
+            TrainingCurves._rewind(self.train_steps, self.train_margins, event.step)
+            self.train_steps.append(event.step)
+            self.train_margins.append(event.reward_margin)
+        else:
+            while self.val and self.val[-1].step >= event.step:  # a resume redoes these steps
+                self.val.pop()
+            self.val.append(event)
+        return True
+
+    def until(self, step: int) -> "PreferenceCurves":
+        kept = [(s, m) for s, m in zip(self.train_steps, self.train_margins) if s <= step]
+        return PreferenceCurves([s for s, _ in kept], [m for _, m in kept], [e for e in self.val if e.step <= step])
+
+    def __bool__(self) -> bool:
+        return bool(self.train_steps or self.val)
+
+
+@dataclass
 class TrainingCurves:
     """Everything the Training view draws, accumulated from events."""
 
@@ -85,6 +112,7 @@ class TrainingCurves:
     general_steps: list[int] = field(default_factory=list)
     general_accuracy: list[float] = field(default_factory=list)  # 0..1, general-knowledge questions right
     last_general: Optional[GeneralMetric] = None
+    preference: PreferenceCurves = field(default_factory=PreferenceCurves)
 
     @classmethod
     def from_events(cls, events: Iterable[Event]) -> "TrainingCurves":
@@ -119,6 +147,8 @@ class TrainingCurves:
             self.general_accuracy.append(event.accuracy)
             self.last_general = event
             return True
+        if isinstance(event, PreferenceMetric):
+            return self.preference.apply(event)
         if isinstance(event, Progress):
             self.step, self.total_steps = event.step, event.total_steps
             self.eta_s, self.elapsed_s = event.eta_s, event.elapsed_s
@@ -147,7 +177,8 @@ class TrainingCurves:
 
     def until(self, step: int) -> "TrainingCurves":
         """A copy holding only the points up to `step` (the curves a resume from that step continues)."""
-        copy = TrainingCurves(best_step=self.best_step, best_val_loss=self.best_val_loss, total_steps=self.total_steps)
+        copy = TrainingCurves(best_step=self.best_step, best_val_loss=self.best_val_loss, total_steps=self.total_steps,
+                              preference=self.preference.until(step))
         for s, loss in zip(self.train_steps, self.train_losses):
             if s <= step:
                 copy.train_steps.append(s)
@@ -213,6 +244,10 @@ def describe_event(event: Event) -> Optional[str]:
                 f"(best {event.best_val_loss:.4f} at step {event.best_step}).")
     if isinstance(event, GeneralMetric):
         return event.describe()
+    if isinstance(event, PreferenceMetric) and event.split == "val":
+        return (f"Step {event.step}: the chosen answer wins in {100 * event.accuracy:.0f}% of {event.pairs} validation "
+                f"pairs (reward margin {event.reward_margin:+.3f}); preferred answers average "
+                f"{event.preferred_length:.0f} tokens, chosen ones {event.chosen_length:.0f}.")
     if isinstance(event, CheckpointSaved):
         return f"Checkpoint saved at step {event.step}: {event.path}"
     if isinstance(event, Finished):

@@ -93,8 +93,10 @@ def estimate_from_counts(config: RunConfig, model_config, trainable: int, total:
     if tokens_per_pass is None:
         from engine.train.batching import auto_micro_batch
 
-        examples = auto_micro_batch(t.micro_batch_size, config.data.max_length, device.type) or t.batch_size
-        tokens_per_pass = min(examples, t.batch_size) * config.data.max_length
+        per_pass = auto_micro_batch(t.micro_batch_size, config.data.max_length, device.type)
+        tokens_per_pass = min(per_pass or t.batch_size, t.batch_size) * config.data.max_length
+        if t.objective != "sft":  # preference pairs stay whole: both answers of a pair share a pass
+            tokens_per_pass = max(tokens_per_pass * (1 if per_pass else 2), 2 * config.data.max_length)
     base = total - trainable if method != "full" else 0
     weights = base * _bytes_per_base_param(method, precision)
     trainable_state = trainable * (4 + 4 + ADAM_BYTES_PER_PARAM)  # fp32 weights, gradients, moments

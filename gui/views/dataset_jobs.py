@@ -95,12 +95,48 @@ def render_preview(example, model_dir: str, template: str, max_length: int, trai
 
 
 @dataclass
+class PairPreview:
+    """One preference pair rendered for display: the shared prompt and both answers, as trained."""
+
+    row: int
+    prompt: str  # the rendered prompt, template markers included
+    chosen: str  # each answer with its end-of-turn marker, as learned
+    rejected: str
+    prompt_tokens: int
+    chosen_tokens: int
+    rejected_tokens: int
+    truncated: bool
+    question: str = ""  # the last user message, to scroll the prompt to
+
+
+def _prompt_and_answer(rendered) -> tuple[str, str, int]:
+    """(text before the answer, the answer's learned text, tokens before the answer) of a rendered side."""
+    pieces = rendered.pieces()
+    first = next((i for i, piece in enumerate(pieces) if piece["trained"]), len(pieces))
+    answer = "".join(piece["text"] for piece in pieces[first:] if piece["trained"])
+    return "".join(piece["text"] for piece in pieces[:first]), answer, first
+
+
+def render_pair_preview(pair, model_dir: str, template: str, max_length: int) -> PairPreview:
+    """Render both sides of a preference pair exactly as preference training will see them."""
+    from engine.data.preference_build import render_pair
+
+    rendered = render_pair(pair, tokenizer_for(model_dir, template), max_length=max_length)
+    prompt, chosen, prompt_tokens = _prompt_and_answer(rendered.chosen)
+    _, rejected, _ = _prompt_and_answer(rendered.rejected)
+    return PairPreview(row=pair.row, prompt=prompt, chosen=chosen, rejected=rejected, prompt_tokens=prompt_tokens,
+                       chosen_tokens=rendered.chosen.trained_tokens, rejected_tokens=rendered.rejected.trained_tokens,
+                       truncated=rendered.truncated, question=pair.prompt[-1]["content"])
+
+
+@dataclass
 class Lengths:
     """Token lengths of the examples and what the tokenizer says about the data's layout."""
 
     lengths: list  # full length of each measured example in tokens, before cutting
     template_warning: Optional[str]
     total: int = 0  # examples in the dataset; more than len(lengths) when only a sample was measured
+    pairs: list = field(default_factory=list)  # preference data: (chosen, rejected) answer tokens per measured pair
 
 
 def token_lengths(examples: list, model_dir: str, template: str, data_format: str,
@@ -118,8 +154,14 @@ def token_lengths(examples: list, model_dir: str, template: str, data_format: st
     step = max(1, -(-len(examples) // limit))
     sample = examples[::step]
     lengths: list[int] = []
+    pairs: list = []
     for start in range(0, len(sample), MEASURE_CHUNK):
         if not still_wanted():
             return None
-        lengths.extend(measure(sample[start:start + MEASURE_CHUNK], tokenizer))
-    return Lengths(lengths, format_mismatch_warning(tokenizer, data_format), total=len(examples))
+        chunk = sample[start:start + MEASURE_CHUNK]
+        lengths.extend(measure(chunk, tokenizer))
+        if data_format == "preference":
+            from engine.data.preference_build import answer_token_counts
+
+            pairs.extend(answer_token_counts(chunk, tokenizer))
+    return Lengths(lengths, format_mismatch_warning(tokenizer, data_format), total=len(examples), pairs=pairs)

@@ -22,6 +22,8 @@ from gui.widgets.data_settings import FILE_FILTER, DataSettings
 from gui.widgets.examples_list import ExamplesList
 from gui.widgets.length_histogram import LengthHistogram
 from gui.widgets.mapping_editor import MappingEditor
+from gui.widgets.pair_length_chart import PairLengthChart
+from gui.widgets.pair_preview import PairPreview
 from gui.widgets.token_preview import TokenPreview
 
 # Settings whose change means the preview (and maybe the lengths) must be rendered again.
@@ -116,11 +118,22 @@ class DatasetView(QWidget):
         root.addStretch(0)  # takes the space only while the content is hidden
 
     def _build_left(self) -> QWidget:
+        left = QWidget()
+        column = QVBoxLayout(left)
+        column.setContentsMargins(0, 0, 0, 0)
         self.examples = ExamplesList()
         self.examples.setMinimumWidth(380)
         self.examples.exampleSelected.connect(self._request_preview)
         self.examples.rejectedSelected.connect(self._on_rejected_selected)
-        return self.examples
+        column.addWidget(self.examples, 3)
+        # Preference data only: longer chosen answers are a known bias, so show it across the whole file.
+        self.pair_chart_card = Card("Chosen vs rejected length")
+        self.pair_chart = PairLengthChart()
+        self.pair_chart_card.body.addWidget(self.pair_chart)
+        self.pair_chart_card.setMaximumHeight(240)  # the examples keep most of the column
+        self.pair_chart_card.setVisible(False)
+        column.addWidget(self.pair_chart_card, 1)
+        return left
 
     def _build_right(self) -> QWidget:
         # A splitter, not a box layout: a box layout treats a card with word-wrapped text as unable to
@@ -132,6 +145,11 @@ class DatasetView(QWidget):
         self.preview = TokenPreview()
         self.preview.show_message("Choose an example on the left.")
         preview.body.addWidget(self.preview)
+        # Preference data: the prompt once, then the chosen and the rejected answer side by side.
+        self.pair_preview = PairPreview()
+        self.pair_preview.setVisible(False)
+        preview.body.addWidget(self.pair_preview)
+        self.preview_card = preview
         column.addWidget(preview)
 
         lengths = Card("Length and split", keep_whole=True)  # its settings must never overlap
@@ -194,7 +212,22 @@ class DatasetView(QWidget):
             self._show_report(inspection.report)
         self.reportShown.emit()
 
+    def _message(self, text: str) -> None:
+        """A plain message in the preview's place (loading, a left-out row, a problem)."""
+        self.pair_preview.setVisible(False)
+        self.preview.setVisible(True)
+        self.preview.show_message(text)
+
+    def _show_pairs(self, pairs: bool) -> None:
+        """Switch the card titles and the length card between single examples and preference pairs."""
+        self.pair_chart_card.setVisible(pairs)
+        self.preview_card.title.setText("How the model sees this pair" if pairs else "How the model sees this example")
+        if not pairs:
+            self.pair_chart.set_pairs([])
+
     def _show_report(self, report) -> None:
+        self._show_pairs(report.format == "preference")
+        self._match_objective(report.format)
         self.content.setVisible(True)
         self.controller.set_report(report)
         self._examples = list(report.examples)
@@ -212,6 +245,17 @@ class DatasetView(QWidget):
         if self._examples:
             self.examples.table.selectRow(0)
 
+    def _match_objective(self, data_format: str) -> None:
+        """Pairs call for preference tuning, single answers for SFT: switch, and say so."""
+        objective = self.controller.config.training.objective
+        if data_format == "preference" and objective == "sft":
+            self.controller.set_value("training.objective", "dpo")
+            self.controller.say("Preference pairs: training will teach the model to prefer the chosen answers (DPO). "
+                                "Change it in the Method view.")
+        elif data_format != "preference" and objective != "sft":
+            self.controller.set_value("training.objective", "sft")
+            self.controller.say("One answer per prompt: training will teach the model to write the answers (SFT).")
+
     def _show_failure(self, inspection: dataset_jobs.Inspection) -> None:
         self.controller.set_report(None)
         self._examples = []
@@ -227,7 +271,7 @@ class DatasetView(QWidget):
         self.mapping_card.setVisible(bool(inspection.columns))
         if inspection.columns:
             self.mapping.set_columns(inspection.columns, self.controller.config.data.mapping)
-        self.preview.show_message("No examples to show yet.")
+        self._message("No examples to show yet.")
         # Nothing to look at until the file is usable: the error and the mapping control are the page.
         self.content.setVisible(False)
 
@@ -235,14 +279,14 @@ class DatasetView(QWidget):
         """Show a left-out row: why, and the row itself as it is in the file."""
         self._preview_job.cancel()  # an example's preview still on its way must not replace this
         self._rejected_reason = f"Row {row} of the file was left out: {reason}"
-        self.preview.show_message(self._rejected_reason)
+        self._message(self._rejected_reason)
         path = self.controller.config.data.path
         self._record_job.submit(lambda: (row, dataset_jobs.raw_record(path, row)))
 
     def _on_record(self, result: tuple) -> None:
         row, record = result
         shown = json.dumps(record, ensure_ascii=False, indent=2) if record is not None else "(this row could not be read)"
-        self.preview.show_message(f"{self._rejected_reason}\n\nThe row as it is in the file:\n{shown}\n\n"
+        self._message(f"{self._rejected_reason}\n\nThe row as it is in the file:\n{shown}\n\n"
                                   "Fix it in the file and open the file again, or leave it out: the other rows "
                                   "are used as they are.")
         self.preview.note.setText(f"Row {row} of {Path(self.controller.config.data.path).name}.")
@@ -284,6 +328,7 @@ class DatasetView(QWidget):
     def _on_lengths(self, result: dataset_jobs.Lengths) -> None:
         self.histogram.set_lengths(result.lengths, result.total)
         self.controller.set_lengths(result.lengths)
+        self.pair_chart.set_pairs(result.pairs)
         self._template_warning = result.template_warning
         self._show_warnings()
         self.lengthsShown.emit()
@@ -302,23 +347,32 @@ class DatasetView(QWidget):
         self._record_job.cancel()
         inputs = self._render_inputs()
         if inputs is None:
-            self.preview.show_message("Getting the model's tokenizer ready…")
+            self._message("Getting the model's tokenizer ready…")
             return
-        if not self.preview.pieces:
-            self.preview.show_message("Preparing the preview…")
+        if not (self.preview.pieces or self.pair_preview.preview):
+            self._message("Preparing the preview…")
         example, data = self._examples[index], self.controller.config.data
         max_length, train_on_prompt = data.max_length, data.train_on_prompt
+        if getattr(example, "rejected", None) is not None:
+            self._preview_job.submit(lambda: dataset_jobs.render_pair_preview(example, *inputs, max_length))
+            return
         separator = data.completion_separator if example.text is not None else ""
         self._preview_job.submit(lambda: dataset_jobs.render_preview(example, *inputs, max_length, train_on_prompt,
                                                                      separator))
 
-    def _on_preview(self, preview: dataset_jobs.Preview) -> None:
-        self.preview.show_pieces(preview.pieces, truncated=preview.truncated, tokens=preview.tokens,
-                                 problem=preview.problem)
+    def _on_preview(self, preview) -> None:
+        pair = isinstance(preview, dataset_jobs.PairPreview)
+        self.pair_preview.setVisible(pair)
+        self.preview.setVisible(not pair)
+        if pair:
+            self.pair_preview.show_pair(preview)
+        else:
+            self.preview.show_pieces(preview.pieces, truncated=preview.truncated, tokens=preview.tokens,
+                                     problem=preview.problem)
         self.previewShown.emit()
 
     def _on_preview_failed(self, message: str) -> None:
-        self.preview.show_message(message)
+        self._message(message)
         self.previewShown.emit()
 
     def _on_config_changed(self, key: str) -> None:

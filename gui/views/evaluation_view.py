@@ -25,6 +25,7 @@ from gui.widgets.card import Card
 from gui.widgets.chat_pane import ChatPane
 from gui.widgets.export_dialog import ExportDialog
 from gui.widgets.generation_settings import GenerationSettingsForm
+from gui.widgets.preference_results import PreferenceResults
 
 
 class EvaluationView(QWidget):
@@ -119,6 +120,9 @@ class EvaluationView(QWidget):
         side = QVBoxLayout()
         self.before_after = BeforeAfterPanel(target=eval_target)
         side.addWidget(self.before_after)
+        self.preference = PreferenceResults()
+        self.before_after.resultsShown.connect(self.preference.show_results)
+        side.addWidget(self.preference)
         settings_card = Card("Generation settings")
         self.settings = GenerationSettingsForm()
         settings_card.body.addWidget(self.settings)

@@ -19,6 +19,7 @@ from gui.widgets.card import Card
 from gui.widgets.hardware_panel import HardwarePanel
 from gui.widgets.method_table import MethodTable
 from gui.widgets.model_picker import ModelPicker
+from gui.widgets.objective_choice import ObjectiveChoice
 from gui.widgets.plan_panel import PlanPanel
 from gui.widgets.settings_form import SettingsForm
 
@@ -27,6 +28,7 @@ LORA_KEYS = ("method.lora_r", "method.lora_alpha", "method.lora_dropout")
 PLANNED_KEYS = ("training.epochs", "training.lr", "training.batch_size", "training.warmup_ratio",
                 "training.scheduler")
 VIRTUAL_TOKEN_KEYS = ("method.num_virtual_tokens",)
+PREFERENCE_KEYS = ("training.beta",)
 YAML_FILTER = "Tunesmith config (*.yaml *.yml)"
 
 
@@ -41,6 +43,7 @@ class MethodView(QWidget):
         self.controller = controller
         self._build()
         controller.configChanged.connect(self._on_config_changed)
+        controller.datasetChanged.connect(self._on_dataset_changed)
         self._on_config_changed("")
 
     def _build(self) -> None:
@@ -83,6 +86,11 @@ class MethodView(QWidget):
 
         right = QVBoxLayout()
         right.setSpacing(12)
+        objective_card = Card("What to teach")
+        self.objective = ObjectiveChoice()
+        self.objective.objectiveChosen.connect(lambda name: self.controller.set_value("training.objective", name))
+        objective_card.body.addWidget(self.objective)
+        right.addWidget(objective_card)
         plan_card = Card("Training plan")
         self.plan = PlanPanel(self.controller, self.hardware)
         plan_card.body.addWidget(self.plan)
@@ -93,6 +101,7 @@ class MethodView(QWidget):
                           ("training.batch_size", "Examples per step"), ("data.max_length", "Maximum length"),
                           ("method.lora_r", "LoRA rank"), ("method.lora_alpha", "LoRA scale"),
                           ("method.lora_dropout", "LoRA dropout"), ("method.num_virtual_tokens", "Virtual tokens"),
+                          ("training.beta", "Preference strength"),
                           ("training.early_stopping_patience", "Stop early after"),
                           ("training.warmup_ratio", "Warm-up share"), ("training.scheduler", "Rate schedule"),
                           ("training.max_steps", "Step limit (0: none)"), ("training.precision", "Number format"),
@@ -120,6 +129,16 @@ class MethodView(QWidget):
                 self.form.set_row_visible(dotted, method in ("lora", "qlora"))
             for dotted in VIRTUAL_TOKEN_KEYS:
                 self.form.set_row_visible(dotted, method in ("prefix", "prompt"))
+        if key in ("", "training.objective"):
+            objective = self.controller.config.training.objective
+            self.objective.set_objective(objective)
+            for dotted in PREFERENCE_KEYS:
+                self.form.set_row_visible(dotted, objective != "sft")
+            self._on_dataset_changed()
+
+    def _on_dataset_changed(self) -> None:
+        report = self.controller.report
+        self.objective.set_data_format(report.format if report is not None else None)
 
     # --- config files ------------------------------------------------------------------------
     def yaml_text(self) -> str:

@@ -16,7 +16,7 @@ from PySide6.QtWidgets import (QMessageBox, QPlainTextEdit, QProgressBar, QPushB
                                QVBoxLayout, QWidget)
 
 from engine import config as cfg
-from engine.events import CheckpointSaved, Event, Failed, Finished, Started
+from engine.events import CheckpointSaved, Event, Failed, Finished, PreferenceMetric, Started
 from gui.controller import Controller
 from gui.process_host import ProcessHost
 from gui.style import label, view_header
@@ -24,6 +24,7 @@ from gui.training_curves import FORGETTING_MESSAGE, OVERFITTING_MESSAGE, Trainin
 from gui import runs
 from gui.widgets.card import Card
 from gui.widgets.loss_plot import LossPlot
+from gui.widgets.preference_plot import PreferencePlot
 from gui.widgets.run_history import RunHistoryPanel
 
 TRAIN_TARGET = "engine.worker:train_main"
@@ -64,7 +65,7 @@ class TrainingView(QWidget):
         self._progress_dirty = False
         self._watched_window: Optional[QWidget] = None  # the top-level window whose close we guard
         self._build()
-        self.plot.set_curves(self.curves)
+        self._show_curves()
         self._refresh_timer = QTimer(self)
         self._refresh_timer.setInterval(REFRESH_INTERVAL_MS)
         self._refresh_timer.timeout.connect(self._refresh_progress)
@@ -127,13 +128,21 @@ class TrainingView(QWidget):
         self.plot = LossPlot()
         plot_card.body.addWidget(self.plot)
         left.addWidget(plot_card)
+        # Preference tuning (dpo, orpo) only: shown once its first numbers arrive.
+        self.preference_card = Card("Preferences", "Does the model favour the chosen answers, on pairs it trains on "
+                                                   "(blue) and on pairs held out (orange, green)? A preferred length "
+                                                   "pulling away above the chosen answers' (grey) means verbosity.")
+        self.preference_plot = PreferencePlot()
+        self.preference_card.body.addWidget(self.preference_plot)
+        self.preference_card.setVisible(False)
+        left.addWidget(self.preference_card)
         log_card = Card("Log")
         self.log = QPlainTextEdit()
         self.log.setReadOnly(True)
         self.log.setMaximumBlockCount(LOG_LINES_KEPT)
         log_card.body.addWidget(self.log)
         left.addWidget(log_card)
-        left.setSizes([420, 160])
+        left.setSizes([420, 230, 160])
         splitter.addWidget(left)
         history_card = Card("")
         history_card.title.setVisible(False)
@@ -151,12 +160,14 @@ class TrainingView(QWidget):
     def _update_summary(self) -> None:
         config = self.controller.config
         data = Path(config.data.path).name if config.data.path else "no dataset chosen"
+        objective = "" if config.training.objective == "sft" else f" ({config.training.objective.upper()})"
         if config.training.plan == "auto":
             length = "steps and learning rate chosen for the data (see the Method tab)"
         else:
             length = (f"{config.training.max_steps} steps" if config.training.max_steps
                       else f"{config.training.epochs:g} epochs") + f", learning rate {config.training.lr:g}"
-        self.summary.setText(f"Method {config.method.name} · model {config.model.name} · data {data} · {length}")
+        self.summary.setText(f"Method {config.method.name}{objective} · model {config.model.name} · data {data} · "
+                             f"{length}")
 
     # --- actions --------------------------------------------------------------------------
     @property
@@ -205,7 +216,7 @@ class TrainingView(QWidget):
     def _begin(self, config, resume_from: Optional[str], curves: Optional[TrainingCurves] = None) -> None:
         """Start the worker; `curves` are the points already drawn (a resumed run continues them)."""
         self.curves = curves if curves is not None else TrainingCurves()
-        self.plot.set_curves(self.curves)
+        self._show_curves()
         self.overfit_alert.setVisible(False)
         self.forgetting_alert.setVisible(False)
         self.error_card.setVisible(False)
@@ -231,8 +242,17 @@ class TrainingView(QWidget):
             self.progress.setValue(0)
 
     # --- worker events --------------------------------------------------------------------
+    def _show_curves(self) -> None:
+        self.plot.set_curves(self.curves)
+        self.preference_plot.set_curves(self.curves.preference)
+        self.preference_card.setVisible(bool(self.curves.preference))
+
     def _on_event(self, event: Event) -> None:
-        if self.curves.apply(event):
+        if isinstance(event, PreferenceMetric):
+            self.curves.apply(event)
+            self.preference_plot.mark_changed()
+            self.preference_card.setVisible(True)
+        elif self.curves.apply(event):
             self.plot.mark_changed()
         self._progress_dirty = True
         if isinstance(event, Started):
@@ -301,8 +321,9 @@ class TrainingView(QWidget):
         # What the run said while it trained, in the same words as the live log (its metrics.jsonl).
         lines = [line for line in map(describe_event, events) if line]
         self.log.setPlainText("\n".join([f"{Path(run_dir).name}, as it was reported while training:"] + lines))
-        self.plot.set_curves(self.curves)
+        self._show_curves()
         self.plot.redraw_now()
+        self.preference_plot.redraw_now()
         self.error_card.setVisible(False)
         self._refresh_progress(force=True)
 

@@ -52,6 +52,29 @@ def general_verdict(results: Optional[dict]) -> str:
     return ((results or {}).get("forgetting") or {}).get("verdict", "")
 
 
+def comparison_grid(rows: list[tuple[str, str, str]]) -> tuple[QGridLayout, dict[str, tuple], dict[str, Any]]:
+    """A Base | Tuned table: one row per (label, key, tooltip); returns it, {key: (base cell, tuned cell)} and
+    {key: row label}."""
+    grid = QGridLayout()
+    grid.addWidget(label("", "hint"), 0, 0)
+    grid.addWidget(label("Base", "subtitle", wrap=False), 0, 1)
+    grid.addWidget(label("Tuned", "subtitle", wrap=False), 0, 2)
+    cells: dict[str, tuple] = {}
+    row_labels: dict[str, Any] = {}
+    for row, (text, key, meaning) in enumerate(rows, start=1):
+        # Not word-wrapped: a wrapped label may be squeezed below one line when the column is short.
+        row_label = label(text, "hint", wrap=False)
+        row_label.setToolTip(meaning)
+        grid.addWidget(row_label, row, 0)
+        row_labels[key] = row_label
+        base, tuned = label("–", wrap=False), label("–", wrap=False)
+        grid.addWidget(base, row, 1)
+        grid.addWidget(tuned, row, 2)
+        cells[key] = (base, tuned)
+    grid.setColumnStretch(0, 1)
+    return grid, cells, row_labels
+
+
 def format_value(value: Any, pattern: str) -> str:
     return "–" if value is None else pattern.format(value)
 
@@ -60,6 +83,7 @@ class BeforeAfterPanel(Card):
     """Signals: evaluationFinished(object): the eval worker's Finished or Failed event."""
 
     evaluationFinished = Signal(object)
+    resultsShown = Signal(object)  # the results dict now shown (None: not evaluated), for panels beside this one
 
     def __init__(self, parent: Optional[QWidget] = None, *, target: str = EVAL_TARGET):
         super().__init__("Before and after", "Base and tuned model on the examples held out from training. "
@@ -69,23 +93,8 @@ class BeforeAfterPanel(Card):
         self.host: Optional[ProcessHost] = None
         self.last_options: dict = {}  # what the last evaluation was asked to do
         self._build_actions()
-        grid = QGridLayout()
-        grid.addWidget(label("", "hint"), 0, 0)
-        grid.addWidget(label("Base", "subtitle", wrap=False), 0, 1)
-        grid.addWidget(label("Tuned", "subtitle", wrap=False), 0, 2)
-        self.cells: dict[str, tuple] = {}
-        self.row_labels: dict[str, Any] = {}
-        for row, (text, key, _pattern, _higher, meaning) in enumerate(ROWS, start=1):
-            # Not word-wrapped: a wrapped label may be squeezed below one line when the column is short.
-            row_label = label(text, "hint", wrap=False)
-            row_label.setToolTip(meaning)
-            grid.addWidget(row_label, row, 0)
-            self.row_labels[key] = row_label
-            base, tuned = label("–", wrap=False), label("–", wrap=False)
-            grid.addWidget(base, row, 1)
-            grid.addWidget(tuned, row, 2)
-            self.cells[key] = (base, tuned)
-        grid.setColumnStretch(0, 1)
+        grid, self.cells, self.row_labels = comparison_grid(
+            [(text, key, meaning) for text, key, _p, _h, meaning in ROWS])
         self.body.addLayout(grid)
         self.general_title = label("", "subtitle")
         self.general_title.setToolTip("Catastrophic forgetting, measured as the literature does: accuracy on a "
@@ -146,6 +155,7 @@ class BeforeAfterPanel(Card):
         # Older runs were measured on validation rows: the row says which loss it is.
         part = heldout_part(results) if results is not None else "test"
         self.row_labels["val_loss"].setText(f"{part.capitalize()} loss")
+        self.resultsShown.emit(results)
 
     def _show_general(self, results: Optional[dict]) -> None:
         general = (results or {}).get("general_ability")

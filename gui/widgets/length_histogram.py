@@ -10,6 +10,23 @@ from gui import style
 from gui.style import label
 
 
+def bar_chart(bottom: str, left: str, minimum_height: int) -> tuple[pg.PlotWidget, pg.BarGraphItem]:
+    """A still (no mouse, no menu) white plot with muted, labelled axes and an empty set of bars."""
+    plot = pg.PlotWidget(background="w")
+    plot.setMinimumHeight(minimum_height)
+    plot.setMenuEnabled(False)
+    plot.setMouseEnabled(x=False, y=False)
+    plot.hideButtons()
+    plot.setLabel("bottom", bottom, color=style.MUTED)
+    plot.setLabel("left", left, color=style.MUTED)
+    for axis in ("bottom", "left"):
+        plot.getAxis(axis).setTextPen(style.MUTED)
+        plot.getAxis(axis).setPen(style.BORDER)
+    bars = pg.BarGraphItem(x0=[], x1=[], height=[], brush=style.ACCENT, pen=pg.mkPen(style.CARD))
+    plot.addItem(bars)
+    return plot, bars
+
+
 class LengthHistogram(QWidget):
     """`set_lengths(list[int])` draws the histogram; `set_max_length(n)` moves the red line."""
 
@@ -17,18 +34,7 @@ class LengthHistogram(QWidget):
         super().__init__(parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
-        self.plot = pg.PlotWidget(background="w")
-        self.plot.setMinimumHeight(130)
-        self.plot.setMenuEnabled(False)
-        self.plot.setMouseEnabled(x=False, y=False)
-        self.plot.hideButtons()
-        self.plot.setLabel("bottom", "tokens per example", color=style.MUTED)
-        self.plot.setLabel("left", "examples", color=style.MUTED)
-        for axis in ("bottom", "left"):
-            self.plot.getAxis(axis).setTextPen(style.MUTED)
-            self.plot.getAxis(axis).setPen(style.BORDER)
-        self.bars = pg.BarGraphItem(x0=[], x1=[], height=[], brush=style.ACCENT, pen=pg.mkPen(style.CARD))
-        self.plot.addItem(self.bars)
+        self.plot, self.bars = bar_chart("tokens per example", "examples", 130)
         self.line = pg.InfiniteLine(angle=90, movable=False,
                                     pen=pg.mkPen(style.ERROR_TEXT, width=2, style=pg.QtCore.Qt.DashLine))
         self.plot.addItem(self.line)

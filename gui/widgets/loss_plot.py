@@ -49,6 +49,8 @@ class LossPlot(QWidget):
             # Keep each axis as a cached image: the curves' repaint region touches the axes, and
             # re-rendering unchanged tick labels every redraw would cost more than the curves.
             self.plot.getAxis(side).setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
+            # Losses below 1 (preference tuning starts at 0.69) stay plain numbers, not "x0.001" scaled ones.
+            self.plot.getAxis(side).enableAutoSIPrefix(False)
         self.train_line = self.plot.plot([], [], pen=pg.mkPen(TRAIN_COLOUR, width=2))
         self.val_line = self.plot.plot([], [], pen=pg.mkPen(VAL_COLOUR, width=2), symbol="o", symbolSize=7,
                                        symbolBrush=VAL_COLOUR, symbolPen=None)
