@@ -6,7 +6,6 @@ import math
 
 import pytest
 import torch
-import torch.nn.functional as F
 
 from engine import config as cfg
 from engine.data.preference import PreferencePair
@@ -236,4 +235,21 @@ def test_pairs_stay_whole_within_a_pass():
         assert sorted(set(owners.tolist())) == list(range(2 * batch.pairs))
         assert batch.answer_lengths.tolist() == [s.trained_tokens for i in batch.pair_ids
                                                   for s in (pairs[i].chosen, pairs[i].rejected)]
-    assert F.logsigmoid(torch.tensor(0.0)) == pytest.approx(-math.log(2))
+
+
+def test_the_loss_does_not_depend_on_how_a_step_is_split_into_passes(lora_model, tiny_model_dir):
+    rendered = our_pairs(load_tokenizer(tiny_model_dir))
+    totals = []
+    for packing, rows in ((False, 0), (True, 0), (True, 1), (False, 1)):
+        batches = pair_micro_batches(rendered, [0, 1, 2], packing=packing, max_length=64, rows_per_pass=rows, pad_id=0)
+        loss = PreferenceLoss(lora_model, "dpo", BETA)
+        with torch.no_grad():
+            total = 0.0
+            for batch in batches:
+                with lora_model.disable_adapter():
+                    batch.reference = sequence_logps(lora_model, batch)
+                total += float(loss(batch)[0])
+        totals.append(total)
+        assert loss.stats.pairs == 3
+    assert len(pair_micro_batches(rendered, [0, 1, 2], packing=True, max_length=64, rows_per_pass=1, pad_id=0)) > 1
+    assert totals == pytest.approx([totals[0]] * 4, abs=1e-5)
