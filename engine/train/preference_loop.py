@@ -18,6 +18,7 @@ from typing import Optional, Sequence
 
 import torch
 
+from engine.config import ConfigError
 from engine.events import Notice, PreferenceMetric
 from engine.train.batching import auto_micro_batch
 from engine.train.loop import TrainingLoop
@@ -93,8 +94,8 @@ class PreferenceLoop(TrainingLoop):
                 self._reference_sealed = True
                 return
         if self.start_step:
-            raise RuntimeError(f"{path} is missing or does not match the data, and the weights have changed since "
-                               "the base model: start the run again instead of resuming it.")
+            raise ConfigError(f"{path} is missing or does not match the data, and the weights have changed since "
+                              "the base model: start the run again instead of resuming it.")
         if self.dist.main:
             self.emit(Notice(message=f"Measuring the base model on all {len(self.train) + len(self.val)} pairs once "
                                      "(the DPO reference for full fine-tuning)..."))
