@@ -134,3 +134,16 @@ def test_build_splits_pairs_and_keeps_the_held_out_ones_for_evaluation(tmp_path,
     config.data.path = str(write_rows(tmp_path, [{"instruction": "Hi", "output": "Hello"}]))
     with pytest.raises(DataError, match="not preference pairs.*chosen and a rejected answer"):
         build_preference_data(config, tokenizer)
+
+
+def test_inspect_with_a_model_compares_answer_lengths(tmp_path, tiny_model_dir, capsys):
+    from engine.cli import main
+
+    rows = [{"prompt": f"Q{i}", "chosen": "A long and careful answer, with reasons.", "rejected": "No."} for i in range(4)]
+    rows.append({"prompt": "Q", "chosen": "Yes.", "rejected": "A long and careful answer, with reasons."})
+    path = write_rows(tmp_path, rows)
+    assert main(["inspect", str(path), "--json", "--model", str(tiny_model_dir)]) == 0
+    pairs = json.loads(capsys.readouterr().out)["pair_lengths"]
+    assert pairs["pairs"] == 5 and pairs["chosen_longer_share"] == 0.8 and pairs["median_difference"] > 0
+    assert main(["inspect", str(path), "--model", str(tiny_model_dir)]) == 0
+    assert "the chosen answer is longer in 80% of 5 pairs" in capsys.readouterr().out

@@ -41,22 +41,25 @@ def run(args) -> int:
     from engine.data.inspect import inspect_file
 
     report = inspect_file(args.file, format=args.format, mapping=args.map)
-    stats, warnings = None, list(report.warnings)
+    stats, warnings, pairs = None, list(report.warnings), None
     if args.model:
-        stats, extra = measure_tokens(report, args.model, args.template, args.max_length)
+        stats, extra, pairs = measure_tokens(report, args.model, args.template, args.max_length)
         warnings.extend(extra)
     if args.json:
         data = report.to_dict()
         data["warnings"] = warnings
         data["token_stats"] = stats.to_dict() if stats else None
+        if pairs is not None:
+            data["pair_lengths"] = pairs
         print(json.dumps(data, indent=2, ensure_ascii=False))
         return 0
-    print_report(report, stats, warnings)
+    print_report(report, stats, warnings, pairs)
     return 0
 
 
 def measure_tokens(report, model_spec: str, template: str, max_length: int):
-    """Token statistics of the report's examples with a model's tokenizer, and the warnings they raise."""
+    """Token statistics of the report's examples with a model's tokenizer, the warnings they raise, and for
+    preference data how the chosen and rejected answers compare in length (else None)."""
     from engine.data.stats import token_stats
     from engine.models import resolve_model
     from engine.templates import format_mismatch_warning, load_tokenizer
@@ -67,10 +70,15 @@ def measure_tokens(report, model_spec: str, template: str, max_length: int):
     if stats.over_limit:
         warnings.append(f"{stats.over_limit} examples are longer than {max_length} tokens and will be cut at the "
                         "end; raise max_length if their endings matter.")
-    return stats, warnings
+    pairs = None
+    if report.format == "preference":
+        from engine.data.preference_build import answer_token_counts, length_difference
+
+        pairs = length_difference(answer_token_counts(report.examples, tokenizer))
+    return stats, warnings, pairs
 
 
-def print_report(report, stats, warnings) -> None:
+def print_report(report, stats, warnings, pairs=None) -> None:
     from rich.console import Console
     from rich.markup import escape
 
@@ -105,6 +113,10 @@ def print_report(report, stats, warnings) -> None:
             rows = ", ".join(map(str, stats.over_limit_rows[:20]))
             more = " ..." if stats.over_limit > 20 else ""
             console.print(f"  rows over the limit: {rows}{more}")
+    if pairs and pairs["pairs"]:
+        console.print(f"\n[bold]Answer lengths[/bold]: the chosen answer is longer in "
+                      f"{100 * pairs['chosen_longer_share']:.0f}% of {pairs['pairs']} pairs (median chosen - rejected: "
+                      f"{pairs['median_difference']:+g} tokens)")
     if warnings:
         console.print("\n[bold yellow]Warnings[/bold yellow]")
         for warning in warnings:

@@ -48,7 +48,7 @@ def run(args) -> int:
     tokenizer = load_tokenizer(model_dir, template=args.template)
     rendered = render(example, tokenizer, max_length=args.max_length, train_on_prompt=args.train_on_prompt,
                       completion_separator=args.completion_separator)
-    stats, warnings = measure_tokens(report, str(model_dir), args.template, args.max_length)
+    stats, warnings, _ = measure_tokens(report, str(model_dir), args.template, args.max_length)
     summary = {
         "file": report.file, "row": example.row, "format": report.format, "model": str(model_dir),
         "template": template_name(tokenizer), "max_length": args.max_length,

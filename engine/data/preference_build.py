@@ -133,3 +133,14 @@ def answer_token_counts(pairs, tokenizer) -> list[tuple[int, int]]:
     texts = [text for pair in pairs for text in (pair.chosen, pair.rejected)]
     counts = [len(encoding.ids) for encoding in core.encode_batch(texts, add_special_tokens=False)]
     return list(zip(counts[0::2], counts[1::2]))
+
+
+def length_difference(counts: list[tuple[int, int]]) -> dict:
+    """Across pairs: how often the chosen answer is the longer one, and the median chosen - rejected in tokens."""
+    if not counts:
+        return {"pairs": 0, "chosen_longer_share": None, "median_difference": None}
+    differences = sorted(c - r for c, r in counts)
+    middle = len(differences) // 2
+    median = differences[middle] if len(differences) % 2 else (differences[middle - 1] + differences[middle]) / 2
+    return {"pairs": len(counts), "chosen_longer_share": round(sum(d > 0 for d in differences) / len(counts), 4),
+            "median_difference": median}

@@ -5,13 +5,13 @@ wins" instead of "better wins". Bars right of the zero line are pairs whose chos
 """
 from __future__ import annotations
 
-from statistics import median
 from typing import Optional, Sequence
 
 import pyqtgraph as pg
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from engine.data.preference import LENGTH_BIAS_SHARE
+from engine.data.preference_build import length_difference
 from gui import style
 from gui.style import label
 from gui.widgets.length_histogram import bar_chart
@@ -54,9 +54,10 @@ class PairLengthChart(QWidget):
         self.bars.setOpts(x0=lefts, x1=rights, height=counts)
         self.plot.setXRange(lefts[0], rights[-1], padding=0.02)
         self.plot.setYRange(0, max(counts) * 1.1 + 1, padding=0)
-        longer = sum(d > 0 for d in self.differences) / len(self.differences)
-        text = (f"The chosen answer is longer in {100 * longer:.0f}% of {len(self.differences)} pairs "
-                f"(median difference {median(self.differences):+.0f} tokens).")
+        summary = length_difference(list(lengths))
+        longer = summary["chosen_longer_share"]
+        text = (f"The chosen answer is longer in {100 * longer:.0f}% of {summary['pairs']} pairs "
+                f"(median difference {summary['median_difference']:+.0f} tokens).")
         if longer >= LENGTH_BIAS_SHARE:
             text += " The model may learn that longer wins: compare answer lengths after training."
         self.summary.setText(text)
