@@ -255,3 +255,34 @@ def test_the_loss_does_not_depend_on_how_a_step_is_split_into_passes(lora_model,
         assert loss.stats.pairs == 3
     assert len(pair_micro_batches(rendered, [0, 1, 2], packing=True, max_length=64, rows_per_pass=1, pad_id=0)) > 1
     assert totals == pytest.approx([totals[0]] * 4, abs=1e-5)
+
+
+def test_out_of_memory_is_retried_in_smaller_passes_of_whole_pairs(tiny_model_dir, tmp_path, monkeypatch):
+    from engine.events import Notice, TrainMetric
+
+    data = write_preference_file(tmp_path / "pairs.jsonl", 24)
+
+    def config_for(out):
+        config = preference_config(tiny_model_dir, data, tmp_path / out, max_steps=3, eval_every=100,
+                                   batch_size=4, micro_batch_size=8, packing=False)
+        config.method.lora_dropout = 0.0  # passes of 2 or 4 pairs then add up to the same step
+        return config
+
+    whole = []
+    assert isinstance(run_training(config_for("whole"), whole.append), Finished)
+    real_forward = PreferenceLoss.forward
+
+    def forward(self, batch):  # more than two pairs in one training pass do not fit
+        if batch.pairs > 2 and torch.is_grad_enabled():
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 2.00 GiB")
+        return real_forward(self, batch)
+
+    monkeypatch.setattr(PreferenceLoss, "forward", forward)
+    retried = []
+    assert isinstance(run_training(config_for("retried"), retried.append), Finished)
+    notices = [e.message for e in retried if isinstance(e, Notice) and "ran out of" in e.message]
+    assert len(notices) == 1 and notices[0].startswith("Step 2 ran out of GPU memory")
+    losses = lambda events: [e.loss for e in events if isinstance(e, TrainMetric)]  # noqa: E731
+    assert losses(retried) == pytest.approx(losses(whole), rel=1e-5)
+    accuracy = lambda events: [e.accuracy for e in events if isinstance(e, PreferenceMetric)]  # noqa: E731
+    assert accuracy(retried) == accuracy(whole)  # the failed pass left nothing in the step's statistics

@@ -132,6 +132,10 @@ class TrainingLoop:
         return make_micro_batches(examples, indices, packing=packing, max_length=max_length,
                                   micro_batch_size=rows_per_pass, pad_id=self.pad_id)
 
+    def _pass_rows(self, batch) -> int:
+        """A pass's size in rows_per_pass units (halved after running out of memory)."""
+        return len(batch.input_ids)
+
     def _step_units(self, indices: list[int]) -> int:
         """What a step's loss is averaged over: its learned tokens (preference tuning: its pairs)."""
         return sum(trained_tokens(self.train[i]) for i in indices)
@@ -206,7 +210,7 @@ class TrainingLoop:
         parts += [(b, weight * self.dist.world / max(1, general_tokens)) for b in general]
         self.model.train()
         loss_sum, general_sum, tokens = 0.0, 0.0, 0
-        self._rows_in_pass = max((len(batch.input_ids) for batch, _ in parts), default=0)
+        self._rows_in_pass = max((self._pass_rows(batch) for batch, _ in parts), default=0)
         for n, (batch, scale) in enumerate(parts):
             batch = batch.to(self.hw.device)
             sync = n == len(parts) - 1 or not hasattr(runner, "no_sync")

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import math
 from typing import Optional, Sequence
 
 import torch
@@ -41,6 +42,10 @@ class PreferenceLoop(TrainingLoop):
     # ----------------------------------------------------------------------------- batching
     def _step_units(self, indices: list[int]) -> int:
         return len(indices)
+
+    def _pass_rows(self, batch: PairBatch) -> int:
+        # pair_micro_batches fills a pass with whole pairs up to rows_per_pass * max_length tokens.
+        return math.ceil(batch.tokens / self.config.data.max_length)
 
     def _split_of(self, examples: Sequence) -> str:
         return "train" if examples is self.train else "val"
@@ -135,7 +140,8 @@ class PreferenceLoop(TrainingLoop):
         self.model.eval()
         stats = PairStats()
         loss = self.loss_module
-        for batch in self._micro_batches(self.val, self.dist.shard(list(range(len(self.val))))):
+        indices = self.dist.shard(list(range(len(self.val))))
+        for batch in self._micro_batches(self.val, indices, self.rows_per_pass):  # smaller after running out of memory
             batch = batch.to(self.hw.device)
             with self._autocast():
                 logps = sequence_logps(self.model, batch, fast=loss.fast)
