@@ -155,7 +155,7 @@ def _mix_in(data, train_count: int, tokenizer, options) -> tuple[list, list]:
                      f"mix_ratio {data.mix_ratio:g} asks for; all of them are used.")
         wanted = len(pool)
     chosen = random.Random(data.seed + 1).sample(pool, wanted)
-    kept, dropped, _ = _render_all(chosen, tokenizer, options)
+    kept, dropped, _ = render_all(chosen, tokenizer, options)
     if dropped:
         # The mix-in is the user's safety net, not their task: a few rows the template cannot lay out
         # are skipped and counted, never a reason to refuse the whole run.
