@@ -62,6 +62,9 @@ class PreferencePlot(QWidget):
                                                       symbolSize=6, symbolBrush=VAL_COLOUR, symbolPen=None)
         self.chosen_length = self.length_plot.plot([], [], pen=pg.mkPen(CHOSEN_COLOUR, width=1.5,
                                                                          style=pg.QtCore.Qt.DashLine))
+        # One step axis for all three: validation points alone (one check so far) would get a range of their own.
+        self.accuracy_plot.setXLink(self.margin_plot)
+        self.length_plot.setXLink(self.margin_plot)
         self._curves = PreferenceCurves()
         self._dirty = False
         self._timer = QTimer(self)
