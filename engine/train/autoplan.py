@@ -50,11 +50,13 @@ def method_memory(config: cfg.RunConfig, model_dir: Path | str, device_type: str
 
 
 def lengths_of(rendered: Sequence) -> tuple[list[int], list[int]]:
-    """(tokens, learned tokens) of each rendered example (any object with input_ids and labels)."""
+    """(tokens, learned tokens) of each rendered example (any object with input_ids and labels);
+    a preference pair counts both its answers, which every step computes."""
     from engine.templates import IGNORE_INDEX
 
-    return ([len(r.input_ids) for r in rendered],
-            [sum(1 for label in r.labels[1:] if label != IGNORE_INDEX) for r in rendered])
+    sides = [[r.chosen, r.rejected] if hasattr(r, "chosen") else [r] for r in rendered]
+    return ([sum(len(s.input_ids) for s in both) for both in sides],
+            [sum(1 for s in both for label in s.labels[1:] if label != IGNORE_INDEX) for both in sides])
 
 
 def make_inputs(config: cfg.RunConfig, train: Sequence, val: Sequence, model_dir: Path | str, device_type: str,
@@ -69,14 +71,17 @@ def make_inputs(config: cfg.RunConfig, train: Sequence, val: Sequence, model_dir
                                                                                             device_type),
                       val_examples=len(val), val_lengths=tuple(val_lengths),
                       curve_tokens=timing.CURVE_TOKENS if (config.training.general_curve and val) else 0,
-                      keep_general=config.training.keep_general,
+                      # the keep-general term is a token loss; preference tuning stays close to the base by its own beta
+                      keep_general=config.training.keep_general if config.training.objective == "sft" else "off",
                       step_limit=config.training.max_steps, gpus=gpus)
 
 
 def plan_for(config: cfg.RunConfig, inputs: PlanInputs) -> Plan:
     """training.plan 'auto': the automatic plan; 'custom': the config's own values in the same shape."""
-    if config.training.plan == "auto":
+    if config.training.plan == "auto" and config.training.objective == "sft":
         return make_plan(inputs)
+    # Preference tuning (dpo, orpo) keeps the settings as given: the plan's steps and learning rates were
+    # measured for supervised answers, not for pairs.
     t = config.training
     return custom_plan(inputs, batch_size=t.batch_size, epochs=t.epochs, max_steps=t.max_steps, lr=t.lr,
                        warmup_ratio=t.warmup_ratio, eval_every=t.eval_every, save_every=t.save_every)
@@ -84,7 +89,7 @@ def plan_for(config: cfg.RunConfig, inputs: PlanInputs) -> Plan:
 
 def apply(config: cfg.RunConfig, plan: Plan) -> None:
     """Write an automatic plan's values into the config (training.plan stays 'auto')."""
-    if config.training.plan != "auto":
+    if config.training.plan != "auto" or config.training.objective != "sft":
         return
     t = config.training
     config.method.name = plan.method
