@@ -10,11 +10,11 @@ from gui.style import label
 
 # objective -> (name on the button, one plain sentence)
 OBJECTIVES = {
-    "sft": ("Write the answers (SFT)", "Learns to answer like the examples in your data."),
-    "dpo": ("Prefer the better answer (DPO)", "From pairs of answers, learns to favour the chosen one over the "
-                                              "rejected one, while staying close to the model it started from."),
-    "orpo": ("Prefer, without reference (ORPO)", "Also from pairs: learns to write the chosen answers and to avoid "
-                                                 "the rejected ones in one go, a little cheaper than DPO."),
+    "sft": ("Answers (SFT)", "Learns to answer like the examples in your data."),
+    "dpo": ("Preferences (DPO)", "From pairs of answers (a chosen and a rejected one), learns to favour the "
+                                 "chosen one, while staying close to the model it started from."),
+    "orpo": ("Preferences (ORPO)", "Also from pairs: learns to write the chosen answers and to avoid the rejected "
+                                   "ones in one go, without a reference model; a little cheaper than DPO."),
 }
 PAIRS_NEEDED = ("DPO and ORPO learn from pairs (a prompt with a chosen and a rejected answer); the data chosen now "
                 "has one answer per prompt.")
@@ -29,26 +29,34 @@ class ObjectiveChoice(QWidget):
 
     def __init__(self, parent: Optional[QWidget] = None):
         super().__init__(parent)
+        # One row of choices and one sentence for the chosen one: the Method view's right column also
+        # holds the training plan and the settings, and all three must fit at 1280x800.
         grid = QGridLayout(self)
         grid.setContentsMargins(0, 0, 0, 0)
-        grid.setHorizontalSpacing(12)
+        grid.setHorizontalSpacing(16)
+        grid.setVerticalSpacing(4)
         self.group = QButtonGroup(self)
         self.buttons: dict[str, QRadioButton] = {}
-        grid.setVerticalSpacing(0)
-        for row, (name, (title, sentence)) in enumerate(OBJECTIVES.items()):
+        for column, (name, (title, sentence)) in enumerate(OBJECTIVES.items()):
             button = QRadioButton(title)
             button.setToolTip(sentence)
             self.group.addButton(button)
             self.buttons[name] = button
             button.toggled.connect(lambda on, chosen=name: on and self._picked(chosen))
-            grid.addWidget(button, 2 * row, 0)
-            explanation = label(sentence, "hint")
-            explanation.setContentsMargins(24, 0, 0, 6)  # under the button's text, not its circle
-            grid.addWidget(explanation, 2 * row + 1, 0)
+            grid.addWidget(button, 0, column)
+        grid.setColumnStretch(len(OBJECTIVES), 1)
+        self.explanation = label(OBJECTIVES["sft"][1], "hint")
+        grid.addWidget(self.explanation, 1, 0, 1, len(OBJECTIVES) + 1)
         self.note = label("", "warning")
         self.note.setVisible(False)
-        grid.addWidget(self.note, 2 * len(OBJECTIVES), 0)
+        grid.addWidget(self.note, 2, 0, 1, len(OBJECTIVES) + 1)
         self._quiet = False
+        self.group.buttonToggled.connect(lambda *_: self._explain())
+
+    def _explain(self) -> None:
+        checked = [name for name, button in self.buttons.items() if button.isChecked()]
+        if checked:
+            self.explanation.setText(OBJECTIVES[checked[0]][1])
 
     def _picked(self, name: str) -> None:
         if not self._quiet:
