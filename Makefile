@@ -37,7 +37,8 @@ bundle: $(STAMP)
 	$(PY) -m pip install --quiet -e ".[bundle]"
 	$(VENV)/bin/pyinstaller --noconfirm --distpath dist --workpath build/pyinstaller packaging/tunesmith.spec
 
-# Starts the built bundle offscreen, spawns a worker from it, and exports a tiny run with its CLI.
+# The release check (packaging/smoke.sh): the built bundle on an empty home with no network prepares
+# the starter, trains, chats, and its window shows the starter ready. Needs root or `unshare -rn`.
 bundle-smoke: bundle
 	SKIP_BUILD=1 packaging/smoke.sh
 
