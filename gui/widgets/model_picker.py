@@ -97,6 +97,9 @@ class ModelPicker(QWidget):
         self.warning.hide()
         layout.addWidget(self.warning)
         self.status = label("", "hint")
+        # A word-wrapped label asks for one line at least; the Method view's crowded left column then
+        # squeezed "Ready: <name>" and the folder below it to half a line each (seen at 1280x800).
+        self.status.setMinimumHeight(2 * self.status.fontMetrics().lineSpacing() + 4)
         layout.addWidget(self.status)
         controller.configChanged.connect(self._on_config_changed)
         self._show_spec(controller.config.model.name)
