@@ -10,7 +10,7 @@ from typing import Optional
 from PySide6.QtCore import Signal
 from PySide6.QtGui import QGuiApplication
 from PySide6.QtWidgets import (QDialog, QDialogButtonBox, QFileDialog, QHBoxLayout, QMessageBox, QPlainTextEdit,
-                               QPushButton, QScrollArea, QVBoxLayout, QWidget)
+                               QPushButton, QScrollArea, QSizePolicy, QVBoxLayout, QWidget)
 
 from engine import config as cfg
 from gui.controller import Controller
@@ -94,6 +94,9 @@ class MethodView(QWidget):
         plan_card = Card("Training plan")
         self.plan = PlanPanel(self.controller, self.hardware)
         plan_card.body.addWidget(self.plan)
+        # The plan's sentences never shrink below their height: the settings list below scrolls instead.
+        for card in (objective_card, plan_card):
+            card.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
         right.addWidget(plan_card)
         settings_card = Card("Settings")
         self.form = SettingsForm(self.controller)
