@@ -25,10 +25,11 @@ def main() -> None:
     from transformers import AutoModelForCausalLM
 
     from engine.evaluate.benchmark import load_benchmark
-    from engine.evaluate.choice_scoring import DEFAULT_BATCH_TOKENS, _rows, shared_start
+    from engine.evaluate.choice_scoring import DEFAULT_BATCH_TOKENS, shared_start
     from engine.evaluate.general_ability import accuracy, choice_questions, right_answers, score_items
     from engine.models import resolve_model
     from engine.templates import load_tokenizer
+    from engine.train.batching import groups_within
     from engine.train.hardware import DTYPES, choose, set_threads
 
     threads = set_threads(0)
@@ -44,7 +45,7 @@ def main() -> None:
         suite = benchmark.sized(size.strip())
         questions = choice_questions(suite.items, tokenizer)
         start = shared_start(questions)
-        rows = _rows(list(range(len(questions))),
+        rows = groups_within(list(range(len(questions))),
                      lambda i: len(questions[i].prompt) - start + sum(map(len, questions[i].choices)),
                      DEFAULT_BATCH_TOKENS - start)
         packed = sum(len(q.prompt) - start + sum(map(len, q.choices)) for q in questions) + start * len(rows)

@@ -19,24 +19,14 @@ import argparse
 import json
 from pathlib import Path
 
+from bench.plan_floor import order_fields_right
+
 FRANCE = "What is the capital of France?"
 
 
 def events(run: Path) -> list[dict]:
     path = run / "metrics.jsonl"
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
-def order_fields(reply: str, reference: str) -> tuple[bool, float]:
-    """(reply is a JSON object, share of the reference's fields it gets right)."""
-    want = json.loads(reference)
-    try:
-        got = json.loads(reply.strip())
-    except ValueError:
-        return False, 0.0
-    if not isinstance(got, dict):
-        return False, 0.0
-    return True, sum(got.get(k) == v for k, v in want.items()) / len(want)
 
 
 def fact_value(reference: str) -> str | None:
@@ -56,7 +46,7 @@ def task_metric(examples: list[dict]) -> dict:
     result: dict = {"test_rows": len(examples)}
     if references and all(r.strip().startswith("{") for r in references):
         for side in ("base", "tuned"):
-            checks = [order_fields(e[side], e["reference"]) for e in examples]
+            checks = [order_fields_right(e[side], e["reference"]) for e in examples]
             result[side] = {"valid_json": round(sum(ok for ok, _ in checks) / len(checks), 3),
                             "field_accuracy": round(sum(f for _, f in checks) / len(checks), 3)}
     elif references and len(set(references)) == 1:

@@ -63,23 +63,6 @@ def _batches(order: list[int], cost: Callable[[int], int], budget: int) -> list[
     return groups
 
 
-def _rows(order: list[int], cost: Callable[[int], int], budget: int) -> list[list[int]]:
-    """Consecutive groups of `order` whose summed cost stays within `budget` (a larger item goes alone)."""
-    groups: list[list[int]] = []
-    current: list[int] = []
-    used = 0
-    for index in order:
-        size = cost(index)
-        if current and used + size > budget:
-            groups.append(current)
-            current, used = [], 0
-        current.append(index)
-        used += size
-    if current:
-        groups.append(current)
-    return groups
-
-
 def _target_log_probs(logits, targets):
     """log p(target) at each position: the target's logit minus the log of the softmax's denominator."""
     import torch
@@ -183,6 +166,8 @@ def score_questions(model, questions: Sequence[ChoiceQuestion], *, pad_id: int =
     """
     import torch
 
+    from engine.train.batching import groups_within
+
     if not questions:
         return []
     device = next(model.parameters()).device
@@ -219,7 +204,7 @@ def score_questions(model, questions: Sequence[ChoiceQuestion], *, pad_id: int =
                 def cost(i: int) -> int:
                     return len(questions[i].prompt) - start + sum(len(c) for c in questions[i].choices)
 
-                for group in _rows(list(range(len(questions))), cost, batch_tokens - start):
+                for group in groups_within(list(range(len(questions))), cost, batch_tokens - start):
                     if stop is not None and stop.is_set():
                         break
                     for i, scores in zip(group, _score_packed(model, [questions[i] for i in group], start, device)):

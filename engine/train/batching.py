@@ -15,7 +15,7 @@ import dataclasses
 import math
 import random
 from dataclasses import dataclass
-from typing import Optional, Sequence
+from typing import Callable, Optional, Sequence
 
 import torch
 
@@ -85,6 +85,23 @@ def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
             rows.append([index])
             room.append(capacity - size)
     return rows
+
+
+def groups_within(order: Sequence[int], cost: Callable[[int], int], budget: int) -> list[list[int]]:
+    """Consecutive groups of `order` whose summed cost stays within `budget` (a larger item goes alone)."""
+    groups: list[list[int]] = []
+    current: list[int] = []
+    used = 0
+    for index in order:
+        size = cost(index)
+        if current and used + size > budget:
+            groups.append(current)
+            current, used = [], 0
+        current.append(index)
+        used += size
+    if current:
+        groups.append(current)
+    return groups
 
 
 def _chunks(items: list, size: int) -> list[list]:

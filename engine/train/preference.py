@@ -26,7 +26,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.utils.checkpoint import checkpoint
 
-from engine.train.batching import IGNORE_INDEX, MicroBatch, collate_packed, collate_padded, pack_rows
+from engine.train.batching import (IGNORE_INDEX, MicroBatch, collate_packed, collate_padded, groups_within,
+                                   pack_rows)
 from engine.train.loss import CHUNK_TOKENS, labelled_states, supports_fast_path
 
 
@@ -56,20 +57,11 @@ class PairBatch:
 
 def _group_pairs(pairs: Sequence, indices: list[int], token_budget: int) -> list[list[int]]:
     """Whole pairs per pass, shortest first, at most `token_budget` tokens each (0: all in one pass)."""
-    ordered = sorted(indices, key=lambda i: len(pairs[i].chosen.input_ids) + len(pairs[i].rejected.input_ids))
+    size = (lambda i: len(pairs[i].chosen.input_ids) + len(pairs[i].rejected.input_ids))
+    ordered = sorted(indices, key=size)
     if not token_budget:
         return [ordered] if ordered else []
-    groups, current, used = [], [], 0
-    for i in ordered:
-        size = len(pairs[i].chosen.input_ids) + len(pairs[i].rejected.input_ids)
-        if current and used + size > token_budget:
-            groups.append(current)
-            current, used = [], 0
-        current.append(i)
-        used += size
-    if current:
-        groups.append(current)
-    return groups
+    return groups_within(ordered, size, token_budget)
 
 
 def collate_pairs(pairs: Sequence, group: list[int], *, packing: bool, max_length: int, pad_id: int) -> PairBatch:
