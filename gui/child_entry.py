@@ -71,7 +71,7 @@ class PipeQueue:
         self.put(item, block=False)
 
 
-def _redirect_output(log_path: str) -> None:
+def redirect_output(log_path: str) -> None:
     """Point file descriptors 1 and 2 (and Python's sys.stdout/stderr) at the log file."""
     Path(log_path).parent.mkdir(parents=True, exist_ok=True)
     log_file = open(log_path, "a", buffering=1, encoding="utf-8", errors="replace")
@@ -111,7 +111,7 @@ def child_main(target_ref: str, args: tuple, kwargs: dict, connection, stop_even
     functions (e.g. engine.worker.train_main(config_dict, queue, stop_event)). `background`
     lowers the process's priority (long CPU-heavy jobs such as training).
     """
-    _redirect_output(log_path)
+    redirect_output(log_path)
     if background:
         lower_priority()
     queue = PipeQueue(connection)

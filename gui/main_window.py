@@ -16,6 +16,7 @@ from PySide6.QtWidgets import (QLabel, QMainWindow, QMessageBox, QPushButton, QS
 
 from gui import state
 from gui.controller import Controller
+from gui.engine_helper import helper
 from gui.style import label
 from gui.views.dataset_view import DatasetView
 from gui.views.method_view import MethodView
@@ -197,4 +198,5 @@ class MainWindow(QMainWindow):
         self._save_timer.stop()
         self.save_state()
         self.method_view.plan.shutdown()
+        helper().shutdown()  # the engine helper process, with its loaded tokenizers
         super().closeEvent(event)

@@ -57,10 +57,10 @@ def test_the_cli_prints_any_user_error_as_one_line(cls, monkeypatch, capsys):
 
 @pytest.mark.parametrize("cls", USER_ERRORS, ids=lambda cls: cls.__name__)
 def test_the_window_shows_any_user_error_as_is(cls):
-    from gui.widgets.background import plain_error
+    from engine.errors import plain_message
 
-    assert plain_error(cls("runs/x: what is wrong.")) == "runs/x: what is wrong."
-    assert plain_error(KeyError("x")).startswith("Something went wrong (KeyError)")
+    assert plain_message(cls("runs/x: what is wrong.")) == "runs/x: what is wrong."
+    assert plain_message(KeyError("x")).startswith("Something went wrong (KeyError)")
 
 
 @pytest.mark.parametrize("cls", [RunFolderError, ExportError, ConfigError], ids=lambda cls: cls.__name__)

@@ -116,9 +116,11 @@ def test_first_run_prepares_the_model_with_a_progress_dialog(qtbot, monkeypatch,
     def slow_prepare(spec, progress=None):
         progress("Unpacking the starter model...", 0.25)
         release.wait(10)
-        return tiny_model_dir
+        return {"folder": str(tiny_model_dir), "name": "tiny", "family": "llama", "parameters": 1e5,
+                "stored_precision": "float32", "has_chat_template": True, "verified": True}
 
-    monkeypatch.setattr("engine.models.resolve_model", slow_prepare)
+    # The model picker's wait for the engine helper: progress comes while it prepares, then the folder.
+    monkeypatch.setattr("gui.widgets.model_picker._resolve", slow_prepare)
     window = MainWindow(prepare_model=True, restore=False)
     qtbot.addWidget(window)
     window.show()

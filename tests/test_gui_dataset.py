@@ -233,7 +233,9 @@ def test_huge_datasets_are_measured_on_a_sample(qtbot, tiny_model_dir):
     # The histogram's lengths are the ones training sees.
     from engine.templates import render
 
-    tokenizer = dataset_jobs.tokenizer_for(str(tiny_model_dir), "auto")
+    from engine.window_jobs import tokenizer_for
+
+    tokenizer = tokenizer_for(str(tiny_model_dir), "auto")
     assert result.lengths == [render(e, tokenizer, max_length=4096).full_length for e in examples[::5]]
     histogram = LengthHistogram()
     histogram.set_max_length(512)

@@ -1,23 +1,22 @@
 """The Dataset view's work, as plain functions that run on a pool thread (never on the Qt thread).
 
-They call the engine's data and template functions; loading a tokenizer imports transformers, which
-is why none of this may run on the Qt thread. Tokenizers are cached per (model folder, template),
-so clicking through examples only renders.
+Reading a file happens here, in the window's process (the engine's data readers need no ML library).
+Anything that needs the model's tokenizer (the preview, token lengths) is asked of the engine helper
+process (gui.engine_helper, jobs in engine.window_jobs), which keeps the tokenizer loaded between
+requests: the window's process never imports transformers or torch. What comes back is plain data,
+turned here into what the view shows.
 """
 from __future__ import annotations
 
-import threading
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional
 
-from gui.widgets.background import ENGINE_IMPORT_LOCK
+from gui.engine_helper import helper
 
-# One tokenizer per pool thread: a fast tokenizer must not encode in two threads at once (it changes
-# its own settings per call, and concurrent calls were seen to hang), and loading one is cheap.
-_per_thread = threading.local()
 # Datasets larger than this are measured on an evenly spread sample of this many examples.
 MEASURE_SAMPLE = 20000
-# Measured in chunks, so that opening another file stops the work on the old one within a moment.
+# Measured in chunks (one helper request each), so that opening another file stops the work on the old
+# one within a moment.
 MEASURE_CHUNK = 512
 
 
@@ -70,28 +69,11 @@ def raw_record(path: str, row: int) -> Optional[dict]:
     return None
 
 
-def tokenizer_for(model_dir: str, template: str):
-    """The model's tokenizer with its chat template (cached; loading takes a second or two)."""
-    cache = _per_thread.__dict__.setdefault("tokenizers", {})
-    key = (str(model_dir), template)
-    if key not in cache:
-        with ENGINE_IMPORT_LOCK:  # the first load imports transformers (and torch)
-            from engine.templates import load_tokenizer
-
-            cache[key] = load_tokenizer(model_dir, template=template)
-    return cache[key]
-
-
 def render_preview(example, model_dir: str, template: str, max_length: int, train_on_prompt: bool,
                    completion_separator: str = "") -> Preview:
     """Render one example exactly as training will see it."""
-    from engine.templates import render
-
-    tokenizer = tokenizer_for(model_dir, template)
-    rendered = render(example, tokenizer, max_length=max_length, train_on_prompt=train_on_prompt,
-                      completion_separator=completion_separator)
-    return Preview(row=example.row, pieces=rendered.pieces(), tokens=len(rendered.input_ids),
-                   truncated=bool(rendered.truncated), problem=rendered.problem)
+    return Preview(**helper().call("render_preview", example.to_dict(), model_dir, template, max_length,
+                                   train_on_prompt, completion_separator, lane="preview"))
 
 
 @dataclass
@@ -109,24 +91,10 @@ class PairPreview:
     question: str = ""  # the last user message, to scroll the prompt to
 
 
-def _prompt_and_answer(rendered) -> tuple[str, str, int]:
-    """(text before the answer, the answer's learned text, tokens before the answer) of a rendered side."""
-    pieces = rendered.pieces()
-    first = next((i for i, piece in enumerate(pieces) if piece["trained"]), len(pieces))
-    answer = "".join(piece["text"] for piece in pieces[first:] if piece["trained"])
-    return "".join(piece["text"] for piece in pieces[:first]), answer, first
-
-
 def render_pair_preview(pair, model_dir: str, template: str, max_length: int) -> PairPreview:
     """Render both sides of a preference pair exactly as preference training will see them."""
-    from engine.data.preference_build import render_pair
-
-    rendered = render_pair(pair, tokenizer_for(model_dir, template), max_length=max_length)
-    prompt, chosen, prompt_tokens = _prompt_and_answer(rendered.chosen)
-    _, rejected, _ = _prompt_and_answer(rendered.rejected)
-    return PairPreview(row=pair.row, prompt=prompt, chosen=chosen, rejected=rejected, prompt_tokens=prompt_tokens,
-                       chosen_tokens=rendered.chosen.trained_tokens, rejected_tokens=rendered.rejected.trained_tokens,
-                       truncated=rendered.truncated, question=pair.prompt[-1]["content"])
+    return PairPreview(**helper().call("render_pair_preview", pair.to_dict(), model_dir, template, max_length,
+                                       lane="preview"))
 
 
 @dataclass
@@ -147,10 +115,6 @@ def token_lengths(examples: list, model_dir: str, template: str, data_format: st
     appears in seconds rather than minutes; its summary says so. Returns None early once
     `still_wanted()` is False (the user opened another file meanwhile).
     """
-    from engine.data.stats import token_lengths as measure
-    from engine.templates import format_mismatch_warning
-
-    tokenizer = tokenizer_for(model_dir, template)
     step = max(1, -(-len(examples) // limit))
     sample = examples[::step]
     lengths: list[int] = []
@@ -158,10 +122,10 @@ def token_lengths(examples: list, model_dir: str, template: str, data_format: st
     for start in range(0, len(sample), MEASURE_CHUNK):
         if not still_wanted():
             return None
-        chunk = sample[start:start + MEASURE_CHUNK]
-        lengths.extend(measure(chunk, tokenizer))
-        if data_format == "preference":
-            from engine.data.preference_build import answer_token_counts
-
-            pairs.extend(answer_token_counts(chunk, tokenizer))
-    return Lengths(lengths, format_mismatch_warning(tokenizer, data_format), total=len(examples), pairs=pairs)
+        chunk = [example.to_dict() for example in sample[start:start + MEASURE_CHUNK]]
+        measured = helper().call("token_lengths", chunk, model_dir, template, data_format == "preference",
+                                 lane="lengths")
+        lengths.extend(measured["lengths"])
+        pairs.extend(tuple(counts) for counts in measured["pairs"])
+    warning = helper().call("format_warning", model_dir, template, data_format, lane="lengths")
+    return Lengths(lengths, warning, total=len(examples), pairs=pairs)

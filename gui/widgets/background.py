@@ -1,4 +1,4 @@
-"""Run short engine jobs (inspect a dataset, load a tokenizer, estimate memory) off the Qt thread.
+"""Run short jobs (read a dataset, ask the engine helper process for a preview or an estimate) off the Qt thread.
 
 `LatestJob` keeps only the newest request: when the user clicks through examples quickly, older
 renders still finish on the pool but their results are dropped, so the view always shows what was
@@ -7,31 +7,13 @@ asked for last and the window never freezes.
 from __future__ import annotations
 
 import itertools
-import threading
 from typing import Any, Callable, Optional
 
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal
 
-from engine.errors import TunesmithError
+from engine.errors import plain_message
 
 Progress = Callable[[str, float], None]
-
-# Held by every job that may import or initialise torch/transformers (loading a tokenizer, the memory
-# estimate, preparing a model). Importing torch from two threads at once can deadlock inside torch's
-# own initialisation; with this lock the first import happens in one thread while the others wait.
-# Work that only uses what is already loaded (rendering with a cached tokenizer) does not take it.
-ENGINE_IMPORT_LOCK = threading.RLock()
-
-
-def plain_error(exc: BaseException) -> str:
-    """The message to show for an exception raised by a job.
-
-    The engine's own errors (every TunesmithError) already read as plain words; anything else is
-    unexpected, so its kind is named to help a bug report.
-    """
-    if isinstance(exc, (TunesmithError, FileNotFoundError, PermissionError)):
-        return str(exc)
-    return f"Something went wrong ({type(exc).__name__}): {exc}"
 
 
 class _Relay(QObject):
@@ -54,7 +36,7 @@ class _Runnable(QRunnable):
             else:
                 result = self._fn()
         except Exception as exc:  # noqa: BLE001 - every failure is shown to the user, never raised in Qt
-            self._emit("failed", plain_error(exc))
+            self._emit("failed", plain_message(exc))
         else:
             self._emit("done", result)
 

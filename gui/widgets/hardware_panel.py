@@ -2,24 +2,26 @@
 
 The GUI process never imports torch: the GPU is found with `nvidia-smi` in a subprocess, the CPU and
 RAM with psutil. The memory estimate and the trainable-parameter count come from `engine.train`
-(`estimate_memory`, `count_trainable`), which build a weightless (meta) model from its config.json;
-they import torch, so they run on a worker thread of this process (no weights are ever loaded here).
+(`estimate_per_method`, `count_trainable`), which build a weightless (meta) model from its config.json;
+they import torch, so the engine helper process works them out (engine.window_jobs.memory_estimate).
 """
 from __future__ import annotations
 
 import os
 import platform
 from dataclasses import dataclass
-from typing import Any, Optional
+from typing import Optional
 
 import psutil
 from PySide6.QtCore import QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
+from engine import config as cfg
 from engine import gpu_check
 from gui.controller import Controller
 from gui.style import label
-from gui.widgets.background import ENGINE_IMPORT_LOCK, LatestJob
+from gui.engine_helper import helper
+from gui.widgets.background import LatestJob
 from gui.widgets.device_status import DeviceStatus
 
 GIB = 1024 ** 3
@@ -81,41 +83,10 @@ class Estimate:
     per_method: Optional[dict] = None  # peak bytes of LoRA and QLoRA too: the plan recommends between them
 
 
-def _as_bytes(value: Any) -> Optional[int]:
-    """Accept the estimate as a number of bytes or an object/dict carrying `peak_bytes`."""
-    if value is None:
-        return None
-    if isinstance(value, (int, float)):
-        return int(value)
-    if isinstance(value, dict):
-        value = value.get("peak_bytes", value.get("total_bytes"))
-        return int(value) if value is not None else None
-    peak = getattr(value, "peak_bytes", None)
-    return int(peak) if peak is not None else None
-
-
-def _as_counts(value: Any) -> tuple[Optional[int], Optional[int]]:
-    """Accept the parameter count as (trainable, total) or an object/dict with those names."""
-    if value is None:
-        return None, None
-    if isinstance(value, tuple):
-        return int(value[0]), int(value[1])
-    if isinstance(value, dict):
-        return value.get("trainable"), value.get("total")
-    return getattr(value, "trainable", None), getattr(value, "total", None)
-
-
 def estimate(config, model_dir: str, device: str) -> Estimate:
-    """Runs on a pool thread: peak memory and trainable parameters from engine.train."""
-    with ENGINE_IMPORT_LOCK:  # imports torch; builds a weightless model (a fraction of a second)
-        try:
-            from engine.train import count_trainable
-            from engine.train.memory import estimate_per_method
-        except ImportError:
-            return Estimate(None, None, None, "The memory estimate is not available in this version.")
-        per_method = estimate_per_method(config, model_dir, device, (config.method.name, "lora", "qlora"))
-        trainable, total = _as_counts(count_trainable(config, model_dir))
-    return Estimate(_as_bytes(per_method[config.method.name]), trainable, total, per_method=per_method)
+    """Runs on a pool thread: peak memory and trainable weights, worked out by the engine helper process."""
+    found = helper().call("memory_estimate", cfg.to_dict(config), model_dir, device, lane="estimate")
+    return Estimate(found["peak_bytes"], found["trainable"], found["total"], per_method=found["per_method"])
 
 
 class HardwarePanel(QWidget):

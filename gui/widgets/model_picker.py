@@ -1,8 +1,8 @@
 """Choose the base model: the built-in starter, a local folder, a GGUF file, or a Hugging Face hub id.
 
-Whatever is chosen is turned into a Hugging Face folder by `engine.models.resolve_model` on a pool
-thread (preparing the starter or importing a GGUF file can take a minute), with a progress dialog,
-so the window never freezes.
+Whatever is chosen is turned into a Hugging Face folder by `engine.models.resolve_model`, in the engine
+helper process (it may import torch) and waited for on a pool thread (preparing the starter or importing
+a GGUF file can take a minute), with a progress dialog, so the window never freezes.
 """
 from __future__ import annotations
 
@@ -15,7 +15,8 @@ from PySide6.QtWidgets import (QComboBox, QFileDialog, QHBoxLayout, QLineEdit, Q
 
 from gui.controller import Controller
 from gui.style import label
-from gui.widgets.background import ENGINE_IMPORT_LOCK, LatestJob
+from gui.engine_helper import helper
+from gui.widgets.background import LatestJob
 
 SOURCES = [
     ("starter", "Starter model (built in): SmolLM2-135M-Instruct, a 4-bit Q4_1 copy expanded to full precision"),
@@ -38,13 +39,9 @@ def source_of(spec: str) -> str:
 
 
 def _resolve(spec: str, progress) -> dict:
-    """Runs on a pool thread: the model's folder and a short description of it."""
-    from engine import models
-
-    with ENGINE_IMPORT_LOCK:  # converting a GGUF file or the starter imports torch and transformers
-        folder = models.resolve_model(spec, progress)
-    info = models.describe(folder)
-    return info.to_dict() | {"folder": str(folder)}
+    """Runs on a pool thread: the model's folder and a short description of it, from the engine helper
+    process (converting a GGUF file or the starter imports torch and transformers)."""
+    return helper().call("resolve_model", spec, lane="model", progress=progress)
 
 
 def describe_ready(info: dict) -> tuple[str, Optional[str]]:
