@@ -78,15 +78,21 @@ def test_rates_are_cached_per_key_and_a_damaged_cache_reads_as_none(tmp_path):
     assert timing.load_throughput(tmp_path, "k") == RATE
 
 
-def test_a_finished_run_corrects_the_stored_rates_but_a_run_stopped_at_once_does_not():
+def test_a_finished_run_moves_the_stored_rates_half_way_by_its_typical_step_but_a_run_stopped_at_once_does_not():
     from engine import paths
     from engine.train import calibrate
 
     predicted = timing.estimate(work(), SHAPE, RATE)
     key = "test-key"
-    short = calibrate.learn_from_run(key, predicted, RATE, steps_s=100 * predicted.step_s, steps=3, startup_s=None)
+    short = calibrate.learn_from_run(key, predicted, RATE, step_times=[100 * predicted.step_s] * 3, startup_s=None)
     assert short == RATE and timing.load_throughput(paths.data_dir(), key) is None
-    expected = predicted.first_step_s + 59 * predicted.step_s
-    learned = calibrate.learn_from_run(key, predicted, RATE, steps_s=2 * expected, steps=60, startup_s=5.0)
-    assert learned.train_s_per_flop == pytest.approx(2 * RATE.train_s_per_flop) and learned.startup_s == 5.0
+    # every step took 4x the prediction, except a first one and a few stalled by something else
+    steps = [9 * predicted.step_s] + [4 * predicted.step_s] * 55 + [60 * predicted.step_s] * 4
+    learned = calibrate.learn_from_run(key, predicted, RATE, step_times=steps, startup_s=5.0)
+    assert learned.train_s_per_flop == pytest.approx(2 * RATE.train_s_per_flop)  # half-way: sqrt(4)
+    assert learned.pass_s == pytest.approx(2 * RATE.pass_s) and learned.startup_s == 5.0
     assert timing.load_throughput(paths.data_dir(), key) == learned
+    # the same speed measured again (now 2x the new prediction): the rates move on towards it
+    again = calibrate.learn_from_run(key, timing.estimate(work(), SHAPE, learned), learned,
+                                     step_times=[4 * predicted.step_s] * 20, startup_s=5.0)
+    assert again.train_s_per_flop == pytest.approx(2 * 2 ** 0.5 * RATE.train_s_per_flop)

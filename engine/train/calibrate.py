@@ -4,13 +4,15 @@
 times a few short passes on made-up token rows of two sizes, a forward-only pass and a batched
 decoding step, and fits the rates of engine.train.timing.Throughput. About 15-30 s on a 2-core CPU
 for the starter model, a few seconds on a GPU. The result is cached in the data folder
-(throughput.json) and replaced by the rates a finished run actually achieved (`learn_from_run`).
+(throughput.json) and moved towards the rates each finished run actually achieved (`learn_from_run`).
 """
 from __future__ import annotations
 
+import math
+import statistics
 import time
 from pathlib import Path
-from typing import Optional
+from typing import Optional, Sequence
 
 from engine import paths
 from engine.train import timing
@@ -195,19 +197,21 @@ def stored_rate(config, model_dir, device_type: str) -> Optional[timing.Throughp
     return timing.load_throughput(paths.data_dir(), cache_key(config, model_dir, device_type))
 
 
-def learn_from_run(key: str, predicted: timing.Estimate, rate: timing.Throughput, *, steps_s: float, steps: int,
+def learn_from_run(key: str, predicted: timing.Estimate, rate: timing.Throughput, *, step_times: Sequence[float],
                    startup_s: Optional[float]) -> timing.Throughput:
     """Rates corrected by what a finished run measured, stored for the next estimate.
 
-    A run stopped within its first few steps says more about that moment (start-up, a busy
-    machine) than about the machine's speed, so it teaches nothing and the stored rates stay.
+    The correction compares a typical step (the median, without the first) with the predicted one, so a
+    few steps slowed by something else on the machine (another program, a swap) teach nothing, and it
+    moves the rates half-way there (in ratio), so one unusual run cannot throw the next estimate off by
+    its whole error, while runs that keep measuring the same thing converge on it. A run stopped within
+    its first few steps says more about that moment than about the machine's speed: it teaches nothing.
     """
-    if steps < LEARN_MIN_STEPS:
+    if len(step_times) < LEARN_MIN_STEPS or predicted.step_s <= 0:
         return rate
-    scale = 1.0
-    if steps > 1 and predicted.steps_s > 0:
-        expected = predicted.first_step_s + (steps - 1) * predicted.step_s
-        scale = max(0.2, min(5.0, steps_s / expected))
+    typical = statistics.median(step_times[1:])  # the first step differs (engine.train.timing.estimate)
+    ratio = max(0.2, min(5.0, typical / predicted.step_s))
+    scale = math.sqrt(ratio)
     learned = timing.Throughput(train_s_per_flop=rate.train_s_per_flop * scale,
                                 eval_s_per_flop=rate.eval_s_per_flop * scale, pass_s=rate.pass_s * scale,
                                 step_s=rate.step_s * scale, startup_s=startup_s if startup_s else rate.startup_s,
@@ -232,9 +236,9 @@ class RunTimer:
     def eta(self, step: int, steps_elapsed_s: float, steps_done: int, validations_left: int) -> float:
         return self.clock.eta(step, steps_elapsed_s, steps_done, validations_left)
 
-    def learn(self, *, steps_s: float, steps: int) -> None:
+    def learn(self, step_times: Sequence[float]) -> None:
         try:
-            learn_from_run(self.key, self.estimate, self.rate, steps_s=steps_s, steps=steps, startup_s=self.startup_s)
+            learn_from_run(self.key, self.estimate, self.rate, step_times=step_times, startup_s=self.startup_s)
         except OSError:
             pass  # a read-only data folder costs the next estimate its accuracy, nothing else
 

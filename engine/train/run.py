@@ -333,7 +333,7 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library, called_at) ->
         out = _write_output(folder, loaded.method, model, tokenizer, result.state, result.step)
         folder.finish(result.reason, result.state.best_step)
         if clock is not None:
-            clock.learn(steps_s=loop.step_seconds, steps=loop.steps_done)
+            clock.learn(loop.step_times)
     for message in library.plain_words():
         emit(Notice(message=message))
     finished = Finished(run_dir=str(run_path), output_path=str(out or folder.output_dir(loaded.method)),
