@@ -150,10 +150,12 @@ def test_describe_and_to_dict():
 
 
 def test_a_small_set_of_short_rows_is_gone_over_several_times_up_to_a_limit():
-    facts = make_plan(inputs(192, length=60))  # a few hundred short facts: ~11,500 tokens
-    assert facts.epochs == pytest.approx(p.PASS_TOKENS / (192 * 60), rel=0.03) and facts.epochs > 3
+    facts = make_plan(inputs(192, length=120))  # a few hundred facts: ~23,000 tokens
+    assert facts.epochs == pytest.approx(p.PASS_TOKENS / (192 * 120), rel=0.03) and facts.epochs > 3
     assert "several times" in facts.explanation
-    tiny_rows = make_plan(inputs(600, length=5))  # 3,000 tokens: at most MAX_PASSES
-    assert tiny_rows.epochs == pytest.approx(p.MAX_PASSES, rel=0.01)
-    orders = make_plan(inputs(480, length=90))  # the sample orders: already past PASS_TOKENS in one pass
+    short_facts = make_plan(inputs(173, length=58))  # the invented-product facts: at most MAX_PASSES
+    assert short_facts.epochs == pytest.approx(p.MAX_PASSES, rel=0.03)
+    orders = make_plan(inputs(480, length=90))  # the sample orders: a few hundred rows, one pass teaches
     assert orders.epochs == pytest.approx(1.0)
+    many_tiny_rows = make_plan(inputs(600, length=5))
+    assert many_tiny_rows.epochs == pytest.approx(1.0)
