@@ -301,3 +301,12 @@ def test_plain_text_offers_its_completion_separator_and_the_preview_follows_it(q
     open_and_wait(qtbot, view, SAMPLE_DATASET)  # chat data: the separator does not apply
     assert not settings.form.editors["data.completion_separator"].isVisibleTo(settings)
     assert not settings.separator_hint.isVisibleTo(settings)
+
+
+def test_opening_another_file_previews_its_own_first_example(qtbot, controller):
+    view = make_view(qtbot, controller)
+    open_and_wait(qtbot, view, SAMPLE_DATASET)
+    wait_for_preview(qtbot, view)
+    open_and_wait(qtbot, view, FIXTURES / "messages.json")
+    answer = controller.report.examples[0].messages[-1]["content"]
+    qtbot.waitUntil(lambda: answer in view.preview.trained_text(), timeout=WAIT_MS)

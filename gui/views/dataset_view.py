@@ -243,6 +243,9 @@ class DatasetView(QWidget):
         self._update_split()
         self._request_lengths()
         if self._examples:
+            # Row 1 may still be selected from the previous file: selecting it again would change nothing
+            # and the old file's example would stay in the preview.
+            self.examples.table.clearSelection()
             self.examples.table.selectRow(0)
 
     def _match_objective(self, data_format: str) -> None:
