@@ -10,16 +10,16 @@ from __future__ import annotations
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QGraphicsItem, QLabel, QVBoxLayout, QWidget
 
 from gui.training_curves import TrainingCurves
+from gui.widgets.throttled_plot import ThrottledPlot
 
 TRAIN_COLOUR = "#3b6fd8"
 VAL_COLOUR = "#e07b00"
 BEST_COLOUR = "#1a9e4b"
 GENERAL_COLOUR = "#8e44ad"
-REDRAW_INTERVAL_MS = 100
 LEGEND_HTML = (f"<span style='color:{TRAIN_COLOUR}'>&#9473;&#9473;</span>&nbsp;Training loss&nbsp;&nbsp;&nbsp; "
                f"<span style='color:{VAL_COLOUR}'>&#9473;&#9679;&#9473;</span>&nbsp;Validation loss&nbsp;&nbsp;&nbsp; "
                f"<span style='color:{BEST_COLOUR}'>&#9733;</span>&nbsp;Best validation step&nbsp;&nbsp;&nbsp; "
@@ -28,11 +28,11 @@ LEGEND_HTML = (f"<span style='color:{TRAIN_COLOUR}'>&#9473;&#9473;</span>&nbsp;T
 HEADROOM = 0.22
 
 
-class LossPlot(QWidget):
+class LossPlot(ThrottledPlot):
     """A pyqtgraph plot of a TrainingCurves; call `set_curves` as often as you like."""
 
     def __init__(self, parent: Optional[QWidget] = None):
-        super().__init__(parent)
+        super().__init__(TrainingCurves(), parent)
         self.plot = pg.PlotWidget(background="w")
         self.plot.setLabel("bottom", "Step")
         self.plot.setLabel("left", "Loss (lower is better)")
@@ -82,28 +82,6 @@ class LossPlot(QWidget):
         layout.addWidget(self.legend)
         layout.addWidget(self.plot)
 
-        self._curves = TrainingCurves()
-        self._dirty = False
-        self.redraws = 0  # how many times the plot was actually redrawn (tests check it is throttled)
-        self._timer = QTimer(self)
-        self._timer.setInterval(REDRAW_INTERVAL_MS)
-        self._timer.timeout.connect(self._redraw_if_dirty)
-        self._timer.start()
-
-    def set_curves(self, curves: TrainingCurves) -> None:
-        """Show these curves; the redraw happens on the next timer tick."""
-        self._curves = curves
-        self._dirty = True
-
-    def mark_changed(self) -> None:
-        """The shown curves object changed in place (new events); redraw on the next tick."""
-        self._dirty = True
-
-    def redraw_now(self) -> None:
-        """Draw immediately (for a run reopened from history, and before taking a screenshot)."""
-        self._dirty = True
-        self._redraw_if_dirty()
-
     def _match_general_box(self) -> None:
         self.general_box.setGeometry(self.plot.getPlotItem().getViewBox().sceneBoundingRect())
         self.general_box.linkedViewChanged(self.plot.getPlotItem().getViewBox(), self.general_box.XAxis)
@@ -121,11 +99,7 @@ class LossPlot(QWidget):
                 "general": list(zip(*(list(v) for v in self.general_line.getData())))
                 if self.general_line.getData()[0] is not None else []}
 
-    def _redraw_if_dirty(self) -> None:
-        if not self._dirty:
-            return
-        self._dirty = False
-        self.redraws += 1
+    def _draw(self) -> None:
         curves = self._curves
         self.train_line.setData(list(curves.train_steps), list(curves.train_losses))
         self.val_line.setData(list(curves.val_steps), list(curves.val_losses))

@@ -11,12 +11,12 @@ from __future__ import annotations
 from typing import Optional
 
 import pyqtgraph as pg
-from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QVBoxLayout, QWidget
 
 from gui import style
 from gui.training_curves import PreferenceCurves
-from gui.widgets.loss_plot import REDRAW_INTERVAL_MS, TRAIN_COLOUR, VAL_COLOUR
+from gui.widgets.loss_plot import TRAIN_COLOUR, VAL_COLOUR
+from gui.widgets.throttled_plot import ThrottledPlot
 
 ACCURACY_COLOUR = "#1a9e4b"
 CHOSEN_COLOUR = "#8a93a3"
@@ -36,11 +36,11 @@ def _small_plot(layout: pg.GraphicsLayoutWidget, title: str) -> pg.PlotItem:
     return plot
 
 
-class PreferencePlot(QWidget):
+class PreferencePlot(ThrottledPlot):
     """Draws a PreferenceCurves; `set_curves` records, a timer redraws."""
 
     def __init__(self, parent: Optional[QWidget] = None):
-        super().__init__(parent)
+        super().__init__(PreferenceCurves(), parent)
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         self.canvas = pg.GraphicsLayoutWidget()
@@ -65,24 +65,6 @@ class PreferencePlot(QWidget):
         # One step axis for all three: validation points alone (one check so far) would get a range of their own.
         self.accuracy_plot.setXLink(self.margin_plot)
         self.length_plot.setXLink(self.margin_plot)
-        self._curves = PreferenceCurves()
-        self._dirty = False
-        self._timer = QTimer(self)
-        self._timer.setInterval(REDRAW_INTERVAL_MS)
-        self._timer.timeout.connect(self._redraw_if_dirty)
-        self._timer.start()
-
-    def set_curves(self, curves: PreferenceCurves) -> None:
-        self._curves = curves
-        self._dirty = True
-
-    def mark_changed(self) -> None:
-        self._dirty = True
-
-    def redraw_now(self) -> None:
-        self._dirty = True
-        self._redraw_if_dirty()
-
     def shown_data(self) -> dict[str, list]:
         """What the plots show now (for tests): the arrays of each line."""
         data = {}
@@ -91,10 +73,7 @@ class PreferencePlot(QWidget):
             data[name] = [] if y is None else [float(v) for v in y]
         return data
 
-    def _redraw_if_dirty(self) -> None:
-        if not self._dirty:
-            return
-        self._dirty = False
+    def _draw(self) -> None:
         c = self._curves
         self.train_margin.setData(list(c.train_steps), list(c.train_margins))
         val_steps = [m.step for m in c.val]
