@@ -38,7 +38,13 @@ def test_measures_from_log_probabilities():
 def test_verdict_and_the_reward_hacking_guard(numbers, verbose, words):
     text, flagged = verdict(result_with(*numbers))
     assert flagged is verbose and words in text
-    assert "On 40 held-out pairs" in text
+    assert "On 40 held-out pairs" in text and "(3 pairs turned right, 2 turned wrong)" in text
+
+
+def test_verdict_counts_one_pair_as_one_pair():
+    result = result_with(0.50, 0.525, 60, 60)
+    result["changed"] = {"to_right": 1, "to_wrong": 0}
+    assert "(1 pair turned right, 0 turned wrong)" in verdict(result)[0]
 
 
 @pytest.fixture(scope="module")

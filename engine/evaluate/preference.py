@@ -18,6 +18,7 @@ from typing import Any, Callable, Optional
 
 from engine.evaluate.loading import SIDES
 from engine.evaluate.runfolder import RunFolder
+from engine.words import count
 
 # The guard: answers this much longer (ratio and tokens) ...
 LONGER_RATIO, LONGER_TOKENS = 1.5, 10
@@ -105,7 +106,8 @@ def verdict(result: dict) -> tuple[str, bool]:
     part = "held-out" if result.get("part", "test") == "test" else "validation"
     lines = [f"On {n} {part} pairs the tuned model gives the chosen answer the higher probability in "
              f"{100 * tuned['accuracy']:.0f}% of them, the base model in {100 * base['accuracy']:.0f}% "
-             f"({result['changed']['to_right']} pairs turned right, {result['changed']['to_wrong']} turned wrong)."]
+             f"({count(result['changed']['to_right'], 'pair')} turned right, {result['changed']['to_wrong']} turned "
+             "wrong)."]
     if gain >= REAL_GAIN:
         lines.append("It has learned to prefer the chosen answers.")
     elif gain <= -REAL_GAIN:
