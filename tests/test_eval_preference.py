@@ -45,6 +45,8 @@ def test_verdict_counts_one_pair_as_one_pair():
     result = result_with(0.50, 0.525, 60, 60)
     result["changed"] = {"to_right": 1, "to_wrong": 0}
     assert "(1 pair turned right, 0 turned wrong)" in verdict(result)[0]
+    result["pairs"] = 79  # one pair of 79 moves the share by about 1 point
+    assert "by 1 point)" in verdict(result)[0]
 
 
 @pytest.fixture(scope="module")

@@ -114,7 +114,7 @@ def verdict(result: dict) -> tuple[str, bool]:
         lines.append("It prefers the chosen answers less often than before: check the data (are chosen and "
                      "rejected the right way round?) and the learning rate.")
     else:
-        lines.append(f"That is no clear change (one pair moves the share by {one_pair:.0f} points).")
+        lines.append(f"That is no clear change (one pair moves the share by {count(round(one_pair), 'point')}).")
     lengths = (base.get("mean_length"), tuned.get("mean_length"))
     verbose = False
     if None not in lengths:
