@@ -96,3 +96,13 @@ def test_a_finished_run_moves_the_stored_rates_half_way_by_its_typical_step_but_
     again = calibrate.learn_from_run(key, timing.estimate(work(), SHAPE, learned), learned,
                                      step_times=[4 * predicted.step_s] * 20, startup_s=5.0)
     assert again.train_s_per_flop == pytest.approx(2 * 2 ** 0.5 * RATE.train_s_per_flop)
+
+
+def test_preference_runs_keep_their_own_rates_and_sft_keys_stay_as_they_were():
+    from engine import config as cfg
+
+    config = cfg.RunConfig()
+    sft = timing.throughput_key(config, "/models/m", "cpu")
+    config.training.objective = "dpo"
+    dpo = timing.throughput_key(config, "/models/m", "cpu")
+    assert dpo != sft and json.loads(dpo)[:5] == json.loads(sft) and json.loads(dpo)[-1] == "dpo"

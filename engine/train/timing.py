@@ -249,13 +249,16 @@ CACHE_FILE = "throughput.json"
 
 
 def throughput_key(config, model_dir: str, device_type: str) -> str:
-    """Rates depend on the model, the method, the number format and the threads, as configured (so the
-    window, which cannot ask torch what 'auto' resolves to, finds the same entry as the engine)."""
+    """Rates depend on the model, the method, the objective, the number format and the threads, as configured
+    (so the window, which cannot ask torch what 'auto' resolves to, finds the same entry as the engine)."""
     t = config.training
     precision = t.precision
     if precision == "auto":  # what auto means may be forced from outside (engine.train.hardware.PRECISION_ENV)
         precision = "auto:" + os.environ.get("TUNESMITH_PRECISION", "").strip().lower()
-    return json.dumps([str(Path(model_dir).resolve()), config.method.name, precision, device_type, int(t.threads)])
+    key = [str(Path(model_dir).resolve()), config.method.name, precision, device_type, int(t.threads)]
+    if t.objective != "sft":  # a preference step costs differently per token: its runs must not teach SFT's rates
+        key.append(t.objective)
+    return json.dumps(key)
 
 
 def load_throughput(data_dir: Path, key: str) -> Optional[Throughput]:
