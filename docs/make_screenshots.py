@@ -11,8 +11,9 @@ the saved before/after numbers and general ability; there both models also answe
 through the real chat worker (a child process, as in the app; `--no-chat` skips it). Nothing here loads a
 model or evaluates: the pictures show what the run folder holds.
 
-The window sees a temporary data folder that holds only a link to this run and a link to your models
-folder, so the pictures show this run alone and your own runs and window settings are left untouched.
+The window sees a temporary data folder that holds only a link to this run, a link to your models
+folder, a copy of your measured training speed and a link to the cached general answers, so the
+pictures show this run alone and your own runs and window settings are left untouched.
 """
 from __future__ import annotations
 
@@ -63,12 +64,22 @@ def wait_until(condition: Callable[[], bool], what: str, timeout_s: float = WAIT
         pump(0.05)
 
 
-def temporary_data_folder(run_dir: Path, models: Path) -> Path:
-    """A data folder whose runs/ holds only `run_dir` and whose models/ is the user's (both links)."""
+def temporary_data_folder(run_dir: Path, models: Path, user_data: Path | None = None) -> Path:
+    """A data folder whose runs/ holds only `run_dir` and whose models/ is the user's (both links). From the
+    user's data folder it also takes the measured training speed (a copy) and the base models' cached
+    answers to the general prompts (a link), so that the Method view shows the time estimate this machine
+    gives instead of measuring again or counting the answers as still to write."""
     home = Path(tempfile.mkdtemp(prefix="tunesmith-"))
     (home / "runs").mkdir()
     (home / "runs" / run_dir.name).symlink_to(run_dir, target_is_directory=True)
     (home / "models").symlink_to(models, target_is_directory=True)
+    if user_data is not None:
+        from engine.train import timing
+
+        if (user_data / timing.CACHE_FILE).is_file():
+            shutil.copyfile(user_data / timing.CACHE_FILE, home / timing.CACHE_FILE)
+        if (user_data / "general-answers").is_dir():
+            (home / "general-answers").symlink_to(user_data / "general-answers", target_is_directory=True)
     return home
 
 
@@ -163,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     from engine import paths
 
     models = paths.models_dir()  # the user's, found before the data folder is switched below
-    home = temporary_data_folder(run_dir, models)
+    home = temporary_data_folder(run_dir, models, paths.data_dir())
     os.environ["TUNESMITH_HOME"] = str(home)
     window = None
     try:

@@ -58,3 +58,20 @@ def test_a_run_without_an_evaluation_is_refused_with_what_to_do(tmp_path, tiny_m
                           capture_output=True, text=True, timeout=60)
     assert done.returncode != 0 and f"tunesmith-cli eval {run}" in done.stderr
     assert not (tmp_path / "shots").exists()
+
+
+def test_the_temporary_data_folder_links_the_run_and_models_and_takes_the_measured_speed(tmp_path):
+    from docs.make_screenshots import temporary_data_folder
+
+    run, models, user = tmp_path / "run", tmp_path / "models", tmp_path / "user"
+    for folder in (run, models, user / "general-answers"):
+        folder.mkdir(parents=True)
+    (user / "throughput.json").write_text('{"k": {}}')
+    home, bare = temporary_data_folder(run, models, user), temporary_data_folder(run, models, tmp_path / "none")
+    try:
+        assert (home / "runs" / "run").resolve() == run.resolve() and (home / "models").resolve() == models.resolve()
+        assert (home / "throughput.json").read_text() == '{"k": {}}' and not (home / "throughput.json").is_symlink()
+        assert (home / "general-answers").resolve() == (user / "general-answers").resolve()
+        assert (bare / "runs" / "run").is_dir() and not (bare / "throughput.json").exists()
+    finally:
+        shutil.rmtree(home), shutil.rmtree(bare)
