@@ -96,8 +96,8 @@ class TrainingLoop:
         self.keep_general = keep_general  # engine.train.keep_general.KeepGeneral or None
         self.general_loss: Optional[float] = None  # the last step's keep-general term (per token)
         self.clock = clock  # engine.train.calibrate.RunTimer: the ETA from the run's estimate, or None
-        self.step_seconds, self.steps_done = 0.0, 0  # time in optimizer steps alone (no validation, saving)
-        self.step_times: list[float] = []  # each of those steps' seconds, for the rates a finished run teaches
+        self.step_times: list[float] = []  # optimizer steps alone (no validation, saving): the rates a run teaches
+        self.step_seconds = 0.0  # their running sum, for each step's ETA
         self.eval_every = t.eval_every or max(1, math.ceil(total_steps / 10))  # about ten per run
         self.save_every = t.save_every or self.eval_every
         self.params = [p for p in model.parameters() if p.requires_grad]
@@ -328,7 +328,6 @@ class TrainingLoop:
             now = time.monotonic()
             self.step_seconds += now - tick
             self.step_times.append(now - tick)
-            self.steps_done = done_here
             if self.dist.main:
                 self.emit(TrainMetric(step=step, loss=loss, lr=self.scheduler.get_last_lr()[0], grad_norm=grad_norm,
                                       tokens_per_s=tokens / max(1e-9, now - tick)))
