@@ -75,11 +75,12 @@ def temporary_data_folder(run_dir: Path, models: Path, user_data: Path | None = 
     (home / "models").symlink_to(models, target_is_directory=True)
     if user_data is not None:
         from engine.train import timing
+        from engine.train.keep_general import ANSWERS_FOLDER
 
         if (user_data / timing.CACHE_FILE).is_file():
             shutil.copyfile(user_data / timing.CACHE_FILE, home / timing.CACHE_FILE)
-        if (user_data / "general-answers").is_dir():
-            (home / "general-answers").symlink_to(user_data / "general-answers", target_is_directory=True)
+        if (user_data / ANSWERS_FOLDER).is_dir():
+            (home / ANSWERS_FOLDER).symlink_to(user_data / ANSWERS_FOLDER, target_is_directory=True)
     return home
 
 

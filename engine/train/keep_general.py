@@ -28,6 +28,7 @@ from typing import Callable, Optional, Sequence
 ANSWER_TOKENS = 48  # the base's answers are cut here: enough to carry its manner, cheap to make
 WEIGHT = 1.0  # the general term's weight beside the user's loss (both per-token means)
 CACHE_VERSION = 1
+ANSWERS_FOLDER = "general-answers"  # in the data folder: the base models' answers, one file per model
 
 
 def builtin_prompts_file() -> Path:
@@ -60,7 +61,7 @@ def cache_path(model_dir: Path, tokenizer, prompts: Sequence[str]) -> Path:
             digest.update(file.read_bytes())
     digest.update(str(getattr(tokenizer, "chat_template", "") or "").encode())
     digest.update(json.dumps([CACHE_VERSION, ANSWER_TOKENS, list(prompts)]).encode())
-    folder = paths.data_dir() / "general-answers"
+    folder = paths.data_dir() / ANSWERS_FOLDER
     folder.mkdir(parents=True, exist_ok=True)
     return folder / f"{model_dir.name}-{digest.hexdigest()[:16]}.jsonl"
 

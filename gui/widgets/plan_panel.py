@@ -185,7 +185,7 @@ class PlanPanel(QWidget):
                 self.time.setText("Time on this computer: measured when training starts.")
             return
         learned = [round(length * timing.LEARNED_SHARE_DEFAULT) for length in inputs.lengths]
-        answers = 0 if any((paths.data_dir() / "general-answers").glob(f"{os.path.basename(model_dir)}-*.jsonl")) \
+        answers = 0 if any((paths.data_dir() / autoplan.kg.ANSWERS_FOLDER).glob(f"{os.path.basename(model_dir)}-*.jsonl")) \
             else len(autoplan.kg.load_prompts())
         work = autoplan.work_from_lengths(plan, config, device, lengths=inputs.lengths, learned=learned,
                                           val_lengths=inputs.val_lengths,
