@@ -77,3 +77,51 @@ def test_time_comes_from_the_stored_rates_or_a_calibration_in_a_child(view, qtbo
     assert plan.time.text() == f"Time on this computer: {timing.format_duration(plan.estimate.total_s)}."
     assert plan.estimate.answers_s > 0  # the first run with this model writes its general answers
     assert "adds" in plan.keep_note.text() and "once" in plan.keep_note.text()
+
+
+@pytest.mark.parametrize("size", [(1280, 800), (1920, 1080)])
+def test_every_sentence_in_the_right_column_is_whole_and_the_settings_list_scrolls(qtbot, qapp, tiny_model_dir,
+                                                                                  tmp_path, size):
+    """At 1280x800 the column once cut the plan's sentences (first line gone, the last under the time) while
+    the settings list kept its full height: its card's word-wrapped title made it hold that height."""
+    from PySide6.QtWidgets import QLabel, QScrollArea
+
+    from gui import style
+    from gui.main_window import TAB_NAMES, MainWindow
+    from gui.widgets.card import Card
+
+    data = tmp_path / "orders.jsonl"
+    data.write_text("".join(json.dumps({"prompt": f"Order {i}?", "completion": "one blue mug"}) + "\n"
+                            for i in range(600)))
+    config = default_config()
+    config.model.name, config.data.path = str(tiny_model_dir), str(data)
+    style.apply(qapp)  # the window's own fonts and margins: the heights depend on them
+    window = MainWindow(Controller(config), prepare_model=False, restore=False, offer_menu_entry=False)
+    qtbot.addWidget(window)
+    view, controller = window.method_view, window.controller
+    controller.set_model_dir(tiny_model_dir)  # the Dataset tab reads the file and measures its lengths
+    window.resize(*size)
+    window.tabs.setCurrentIndex(TAB_NAMES.index("Method"))
+    window.show()
+    qtbot.waitExposed(window)
+    qtbot.waitUntil(lambda: view.hardware.last_estimate is not None, timeout=WAIT_MS)
+    cards = {card.title.text(): card for card in view.findChildren(Card)}
+    settings = cards["Settings"].findChild(QScrollArea)
+    plan = view.plan
+    for objective in ("sft", "dpo", "orpo"):
+        view.objective.buttons[objective].click()
+        key = timing.throughput_key(controller.config, str(tiny_model_dir), "cpu")  # one per objective
+        timing.save_throughput(paths.data_dir(), key, timing.Throughput.from_dict(FAKE_RATE))  # time and notes
+        plan.refresh()
+        qtbot.waitUntil(lambda: plan.estimate is not None and not window.dataset_view._lengths_job.running,
+                        timeout=WAIT_MS)
+        qtbot.wait(50)  # the layouts settle
+        for title in ("What to teach", "Training plan"):
+            for text in cards[title].findChildren(QLabel):
+                if text.isVisible() and text.wordWrap():
+                    assert text.height() >= text.heightForWidth(text.width()), (objective, text.text())
+        assert plan.explanation.geometry().bottom() < plan.time.geometry().top()
+        assert plan.time.geometry().bottom() < plan.keep.geometry().top()
+        if size == (1280, 800):  # the list gives up the height instead: it scrolls
+            assert settings.height() < settings.widget().sizeHint().height()
+    qtbot.waitUntil(lambda: not view.hardware._estimate_job.running, timeout=WAIT_MS)

@@ -99,6 +99,11 @@ class MethodView(QWidget):
             card.setSizePolicy(QSizePolicy.Preferred, QSizePolicy.Minimum)
         right.addWidget(plan_card)
         settings_card = Card("Settings")
+        # The settings list scrolls, so it is the one to give up height. A word-wrapped title would make this
+        # card height-for-width, and a vertical QBoxLayout holds such an item at its preferred height (the
+        # whole list, ~340 px) as if that were its minimum: at 1280x800 the column then squeezed the plan's
+        # sentences instead. Unwrapped, the card's minimum is its title and a few rows of the list.
+        settings_card.title.setWordWrap(False)
         self.form = SettingsForm(self.controller)
         for key, text in (("training.epochs", "Passes over the data"), ("training.lr", "Learning rate"),
                           ("training.batch_size", "Examples per step"), ("data.max_length", "Maximum length"),
