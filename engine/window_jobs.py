@@ -124,8 +124,17 @@ def resolve_model(spec: str, progress) -> dict:
     return models.describe(folder).to_dict() | {"folder": str(folder)}
 
 
+def answers_missing(model_dir: str, template: str) -> int:
+    """How many general prompts the base model has yet to answer, by the rule training follows
+    (engine.train.autoplan.answers_missing): its cache file is named after the model, the chat template
+    and the prompt set, so an answer file left from an older prompt set does not count."""
+    from engine.train import autoplan
+
+    return autoplan.answers_missing(model_dir, tokenizer_for(model_dir, template))
+
+
 resolve_model.reports_progress = True  # gui.helper_child hands it a progress callback
 
 # The jobs the window may ask for, by name: nothing else can be run through the helper.
 JOBS = {job.__name__: job for job in (render_preview, render_pair_preview, token_lengths, format_warning,
-                                      memory_estimate, resolve_model)}
+                                      memory_estimate, resolve_model, answers_missing)}

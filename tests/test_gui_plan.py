@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -125,3 +126,32 @@ def test_every_sentence_in_the_right_column_is_whole_and_the_settings_list_scrol
         if size == (1280, 800):  # the list gives up the height instead: it scrolls
             assert settings.height() < settings.widget().sizeHint().height()
     qtbot.waitUntil(lambda: not view.hardware._estimate_job.running, timeout=WAIT_MS)
+
+
+def test_general_answers_left_from_an_older_prompt_set_still_count_as_to_write(view, qtbot):
+    """The time counts the base model's general answers as written only where training would read them:
+    their file is named after the model, its chat template and the prompt set (the engine's rule,
+    autoplan.answers_missing), so after an update of the prompts the older file is no help."""
+    from engine.templates import load_tokenizer
+    from engine.train import autoplan
+    from engine.train import keep_general as kg
+
+    plan, controller = view.plan, view.controller
+    model_dir, template = str(controller.model_dir), controller.config.model.template
+    key = timing.throughput_key(controller.config, model_dir, "cpu")
+    timing.save_throughput(paths.data_dir(), key, timing.Throughput.from_dict(FAKE_RATE))
+    tokenizer = load_tokenizer(model_dir, template)
+    answers = kg.cache_path(Path(model_dir), tokenizer, kg.load_prompts())
+    older = answers.with_name(f"{Path(model_dir).name}-{'0' * 16}.jsonl")  # an earlier prompt set's answers
+    older.write_text(json.dumps({"prompt": "Hello?", "answer": "Hello."}) + "\n")
+
+    def answers_s() -> float:
+        plan.refresh()
+        qtbot.waitUntil(lambda: not plan._answers_job.running, timeout=WAIT_MS)  # the helper has counted
+        return plan.estimate.answers_s
+
+    assert autoplan.answers_missing(model_dir, tokenizer) == len(kg.load_prompts())
+    assert answers_s() > 0 and "once" in plan.keep_note.text()
+    answers.write_text(older.read_text())  # a run wrote this prompt set's answers
+    assert autoplan.answers_missing(model_dir, tokenizer) == 0
+    assert answers_s() == 0 and "once" not in plan.keep_note.text()

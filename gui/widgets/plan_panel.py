@@ -4,13 +4,15 @@ The plan itself is engine.train.plan (a pure function, called here on every chan
 seconds is engine.train.timing with this machine's rates from the data folder. Where no rates are
 stored yet for the model and method, a short calibration runs in a child process
 (engine.worker:calibrate_main, about half a minute on a small CPU), never in the window's process.
+Whether the base model's general answers are still to be written (part of the price) is the engine's
+rule too, asked of the engine helper process: the answer file's name depends on the tokenizer.
 """
 from __future__ import annotations
 
 import os
 from typing import Optional
 
-from PySide6.QtCore import QTimer, Signal
+from PySide6.QtCore import QThreadPool, QTimer, Signal
 from PySide6.QtWidgets import QButtonGroup, QCheckBox, QHBoxLayout, QRadioButton, QVBoxLayout, QWidget
 
 from engine import config as cfg
@@ -18,7 +20,9 @@ from engine import paths
 from engine.train import autoplan, timing
 from engine.train.plan import Plan, PlanInputs
 from gui.controller import Controller
+from gui.engine_helper import helper
 from gui.style import label
+from gui.widgets.background import LatestJob
 
 # Settings that change the plan or its price; anything else leaves it alone.
 PLAN_KEYS = {"", "model.dir", "model.name", "method.name", "method.lora_r", "data.max_length", "data.val_fraction",
@@ -46,6 +50,13 @@ def split_counts(config: cfg.RunConfig, usable: int) -> tuple[int, int]:
     return usable - val - test, val
 
 
+def general_answers_missing(model_dir: str, template: str) -> int:
+    """Runs on a pool thread: the general answers a run would still write first (engine.window_jobs).
+
+    The "lengths" lane already holds this model's tokenizer: the estimate needs the lengths anyway."""
+    return helper().call("answers_missing", model_dir, template, lane="lengths")
+
+
 class PlanPanel(QWidget):
     """Shows the plan for the current config, data and hardware; edits training.plan and keep_general.
 
@@ -64,6 +75,12 @@ class PlanPanel(QWidget):
         self._calibrating: Optional[str] = None  # the throughput key being measured
         self._failed_keys: set[str] = set()
         self.host = None
+        # (model folder, template) -> general answers still to write, as the engine helper last said
+        self._answers: dict[tuple[str, str], int] = {}
+        answers_pool = QThreadPool(self)
+        answers_pool.setMaxThreadCount(1)  # waits on the helper: never takes a thread the previews need
+        self._answers_job = LatestJob(self, pool=answers_pool)
+        self._answers_job.finished.connect(self._on_answers)
         self._build()
         self._debounce = QTimer(self, singleShot=True, interval=150)
         self._debounce.timeout.connect(self.refresh)
@@ -185,8 +202,7 @@ class PlanPanel(QWidget):
                 self.time.setText("Time on this computer: measured when training starts.")
             return
         learned = [round(length * timing.LEARNED_SHARE_DEFAULT) for length in inputs.lengths]
-        answers = 0 if any((paths.data_dir() / autoplan.kg.ANSWERS_FOLDER).glob(f"{os.path.basename(model_dir)}-*.jsonl")) \
-            else len(autoplan.kg.load_prompts())
+        answers = self._answers_to_write(model_dir, config.model.template)
         work = autoplan.work_from_lengths(plan, config, device, lengths=inputs.lengths, learned=learned,
                                           val_lengths=inputs.val_lengths,
                                           val_learned=[round(v * timing.LEARNED_SHARE_DEFAULT) for v in inputs.val_lengths],
@@ -199,6 +215,21 @@ class PlanPanel(QWidget):
 
             note += " " + keep_general_cost(plan, estimate, shape, work.general_length)
         self.keep_note.setText(note)
+
+    def _answers_to_write(self, model_dir: str, template: str) -> int:
+        """The general answers the run writes before training, counted as training counts them.
+
+        Asked again on every estimate, since a run may have written them since; until the helper first
+        answers they count as still to write (the estimate errs long rather than short)."""
+        key = (model_dir, template)
+        self._answers_job.submit(lambda: (key, general_answers_missing(*key)))
+        return self._answers.get(key, len(autoplan.kg.load_prompts()))
+
+    def _on_answers(self, result: tuple) -> None:
+        key, missing = result
+        if self._answers.get(key) != missing:
+            self._answers[key] = missing
+            self.refresh()  # asks once more, finds the same number and stops there
 
     # --- calibration in a child process ----------------------------------------------------
     def _start_calibration(self, key: str) -> bool:
