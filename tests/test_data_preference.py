@@ -113,8 +113,43 @@ def test_render_learns_only_the_final_answer_of_each_side(tokenizer, tmp_path):
         learned = "".join(p["text"] for p in sequence.pieces() if p["trained"])
         assert learned == answer + "<|im_end|>"
     assert rendered.rejection is None and rendered.row == 3
-    # Cut inside the shared prompt, both sides are the same tokens: nothing left to prefer.
-    assert render_pair(pair, tokenizer, max_length=12).rejection.startswith("too long")
+    # Answers that agree in everything max_length leaves of them: nothing left to prefer.
+    same_start = PreferencePair(row=4, messages=[{"role": "user", "content": "Hi"},
+                                                 {"role": "assistant", "content": "Well " * 30 + "yes."}],
+                                rejected="Well " * 30 + "no.")
+    assert render_pair(same_start, tokenizer, max_length=24).rejection.startswith("too long")
+
+
+def test_a_long_prompt_gives_up_its_middle_so_the_answers_keep_their_room(tokenizer):
+    question = "Start of the question. " + "filler words " * 200 + "Which colour is the sky?"
+    pair = PreferencePair(row=7, messages=[{"role": "user", "content": question},
+                                           {"role": "assistant", "content": "Blue."}], rejected="Green, mostly.")
+    rendered = render_pair(pair, tokenizer, max_length=64)
+    assert rendered.rejection is None and rendered.truncated
+    for side, answer in (("chosen", "Blue."), ("rejected", "Green, mostly.")):
+        sequence = getattr(rendered, side)
+        assert len(sequence.input_ids) <= 64
+        pieces = sequence.pieces()
+        assert "".join(p["text"] for p in pieces if p["trained"]) == answer + "<|im_end|>"
+        shown = "".join(p["text"] for p in pieces)
+        # The beginning and the end of the prompt stay, the cut is marked where it happened.
+        assert shown.index("<|im_start|>") < shown.index("tokens of the prompt cut") < shown.index("Which colour")
+    # Both sides keep the same prompt tokens, so their log-probabilities compare the answers alone.
+    start = rendered.chosen.labels.index(next(label for label in rendered.chosen.labels if label != -100))
+    assert rendered.chosen.input_ids[:start] == rendered.rejected.input_ids[:start]
+
+
+def test_long_answers_are_cut_at_the_end_after_a_short_prompt(tokenizer):
+    pair = PreferencePair(row=1, messages=[{"role": "user", "content": "Tell me a story."},
+                                           {"role": "assistant", "content": "Once " * 100}], rejected="No.")
+    whole = render_pair(pair, tokenizer, max_length=4096)
+    prompt_tokens = whole.chosen.labels.index(next(label for label in whole.chosen.labels if label != -100))
+    room = 2 * prompt_tokens + 8  # the prompt needs less than half: it stays whole
+    rendered = render_pair(pair, tokenizer, max_length=room)
+    assert rendered.truncated and rendered.rejection is None
+    assert "cut" not in "".join(p["text"] for p in rendered.chosen.pieces())
+    assert len(rendered.chosen.input_ids) == room and rendered.chosen.input_ids == whole.chosen.input_ids[:room]
+    assert rendered.rejected.input_ids == whole.rejected.input_ids
 
 
 def test_build_splits_pairs_and_keeps_the_held_out_ones_for_evaluation(tmp_path, tokenizer):

@@ -7,6 +7,8 @@ so the log-probability of a side is the sum over its answer tokens (and end-of-t
 """
 from __future__ import annotations
 
+import sys
+from array import array
 from dataclasses import dataclass
 
 from engine.data.build import TrainingData, render_all, split_parts
@@ -16,6 +18,12 @@ from engine.data.preference import PreferencePair
 from engine.templates import IGNORE_INDEX, Rendered, format_mismatch_warning, render
 
 SIDES = ("chosen", "rejected")
+# A pair longer than max_length keeps at least this share of the room for its answers: the preference
+# lives in the answers, so a long prompt gives up its middle before the answers are cut.
+ANSWER_SHARE = 0.5
+# Of a cut prompt, this share of what is kept is its beginning (system message, start of the question).
+PROMPT_HEAD_SHARE = 0.25
+CUT_MARKER = " [... {tokens} tokens of the prompt cut ...] "
 NOT_PREFERENCE_HINT = ("Preference tuning (dpo, orpo) needs pairs: a prompt with a chosen and a rejected answer "
                        "(columns chosen and rejected, and prompt, instruction or conversations). For data with one "
                        "answer per prompt, choose the sft objective.")
@@ -63,9 +71,52 @@ def final_answer_only(rendered: Rendered) -> Rendered:
 
 
 def render_pair(pair, tokenizer, *, max_length: int) -> RenderedPair:
-    """Render a PreferencePair's two sides with the training template; check `.rejection` before use."""
-    sides = {side: final_answer_only(render(pair.side(side), tokenizer, max_length=max_length)) for side in SIDES}
+    """Render a PreferencePair's two sides with the training template; check `.rejection` before use.
+
+    A pair longer than `max_length` is cut so that its answers keep at least ANSWER_SHARE of the room:
+    the middle of a long prompt goes first (its beginning and its end, nearest the answers, stay), then
+    the ends of the answers. Cutting only at the end, as supervised examples are, would leave nothing
+    of the answers after a long prompt, and the pair would be lost.
+    """
+    full = {side: final_answer_only(render(pair.side(side), tokenizer, max_length=sys.maxsize)) for side in SIDES}
+    prompt_length = _answer_start(full["chosen"])
+    if (_answer_start(full["rejected"]) != prompt_length
+            or full["chosen"].input_ids[:prompt_length] != full["rejected"].input_ids[:prompt_length]):
+        # The template renders the shared prompt differently on each side: cut at the end, as for supervised data.
+        sides = {side: _cut(rendered, len(rendered.input_ids), 0, max_length) for side, rendered in full.items()}
+        return RenderedPair(chosen=sides["chosen"], rejected=sides["rejected"], row=pair.row)
+    longest_answer = max(len(rendered.input_ids) for rendered in full.values()) - prompt_length
+    answer_room = min(longest_answer, max(max_length - prompt_length, int(max_length * ANSWER_SHARE)))
+    prompt_room = max_length - answer_room
+    sides = {side: _cut(rendered, prompt_length, prompt_room, max_length) for side, rendered in full.items()}
     return RenderedPair(chosen=sides["chosen"], rejected=sides["rejected"], row=pair.row)
+
+
+def _answer_start(rendered: Rendered) -> int:
+    """Index of the first learned token (the final answer's start); the length when nothing is learned."""
+    return next((i for i, label in enumerate(rendered.labels) if label != IGNORE_INDEX), len(rendered.labels))
+
+
+def _cut(rendered: Rendered, prompt_length: int, prompt_room: int, max_length: int) -> Rendered:
+    """`rendered` in at most `max_length` tokens: the prompt's middle removed down to `prompt_room` tokens
+    (when it is longer), then the end cut off. The text shows where the prompt was cut."""
+    ids, labels, ends, text = rendered.input_ids, rendered.labels, rendered.token_ends, rendered.text
+    if len(ids) <= max_length and prompt_length <= prompt_room:
+        return rendered
+    if prompt_length > prompt_room:
+        head = int(prompt_room * PROMPT_HEAD_SHARE)
+        tail_start = prompt_length - (prompt_room - head)
+        head_end = ends[head - 1] if head else 0
+        gap_end = ends[tail_start - 1]
+        marker = CUT_MARKER.format(tokens=tail_start - head)
+        shift = head_end + len(marker) - gap_end
+        text = text[:head_end] + marker + text[gap_end:]
+        ids = ids[:head] + ids[tail_start:]
+        labels = labels[:head] + labels[tail_start:]
+        ends = array("i", list(ends[:head]) + [end + shift for end in ends[tail_start:]])
+    return Rendered(input_ids=ids[:max_length], labels=labels[:max_length], truncated=True,
+                    full_length=rendered.full_length, row=rendered.row, text=text, token_ends=ends[:max_length],
+                    problem=rendered.problem)
 
 
 def render_pairs(pairs, tokenizer, max_length: int) -> tuple[list, list, int]:
@@ -106,9 +157,10 @@ def build_preference_data(config, tokenizer) -> TrainingData:
         raise DataError(f"no usable preference pairs at max_length {data.max_length}", file=data.path,
                         hint="Raise data.max_length or shorten the prompts.")
     if truncated:
-        warnings.append(f"{truncated} pairs are longer than max_length ({data.max_length} tokens) and are cut at the "
-                        "end: the preference is learned from the beginnings of their answers. Raise max_length if "
-                        "the endings decide which answer is better.")
+        warnings.append(f"{truncated} pairs are longer than max_length ({data.max_length} tokens) and are cut: the "
+                        "middle of a long prompt first, then the ends of the answers, so the preference is learned "
+                        "from the beginnings of those answers. Raise max_length if the endings decide which answer "
+                        "is better.")
     if dropped:
         reasons = "; ".join(sorted({reason for _, reason in dropped}))
         warnings.append(f"{len(dropped)} pairs are skipped when laid out for training: {reasons}.")
