@@ -171,3 +171,44 @@ def test_print_plan_shows_the_plan_and_its_time_measuring_the_speed_once(tiny_mo
     assert "Plan (custom)" in out and "Your settings:" in out and "Keep general ability: off" in out
     assert "Measuring" not in err  # the measured speed is kept for the next estimate
     assert not (tmp_path / "run").exists()
+
+
+def _noisy(result, where):
+    """A stand-in for a library-heavy call that warns the way torch, transformers and bitsandbytes do."""
+    def call(*args, **kwargs):
+        import logging
+        import warnings
+
+        # Python shows a warning once per text and place: each caller gets its own text.
+        warnings.warn(f"`is_gradient_checkpointing` is deprecated ({where}).", FutureWarning)
+        logging.getLogger("bitsandbytes.backends.cpu.ops").warning(
+            "Failed to load CPU gemm_4bit_forward from kernels-community: No module named 'kernels'.")
+        return result
+    return call
+
+
+def test_plan_and_eval_keep_the_libraries_notes_off_the_terminal(tiny_model_dir, tmp_path, capsys, monkeypatch,
+                                                                   recwarn, caplog):
+    import engine.evaluate
+    from engine.train import preview
+
+    def shown() -> str:
+        """What reached the terminal, or would have outside pytest (which catches warnings and log records)."""
+        text = capsys.readouterr().err + caplog.text + "".join(str(w.message) for w in recwarn)
+        caplog.clear()
+        recwarn.clear()
+        return text
+
+    monkeypatch.setattr(preview, "preview_plan", _noisy("Plan (auto): 64 steps", "plan"))
+    data = _toy_file(tmp_path / "toy.jsonl")
+    assert main(["train", "--model", str(tiny_model_dir), "--data", str(data), "--print-plan"]) == 0
+    assert capsys.readouterr().out.strip() == "Plan (auto): 64 steps"
+    assert "is_gradient_checkpointing" not in shown()
+    run = tmp_path / "run"
+    run.mkdir()
+    monkeypatch.setattr(engine.evaluate, "evaluate_run", _noisy({"run": str(run)}, "eval"))
+    assert main(["eval", str(run), "--json"]) == 0
+    assert json.loads(capsys.readouterr().out) == {"run": str(run)}
+    assert "kernels-community" not in shown()
+    details = (run / "details.log").read_text()  # kept for a bug report, as a training run keeps them
+    assert "deprecated (eval)" in details and "gemm_4bit_forward" in details

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 
 def register(sub) -> None:
@@ -89,10 +90,14 @@ def run(args) -> int:
         raise UserError("--max-new-tokens must be 1 or more.")
     from engine.cli.chat_cmd import quiet_loading
 
+    from engine.train.details import DETAILS_FILE, LibraryMessages
+
     quiet_loading()
-    results = evaluate_run(args.run_dir, sink=_progress_printer(), examples=args.examples,
-                           max_new_tokens=args.max_new_tokens, probe=False if args.no_probe else None,
-                           benchmark=args.benchmark, use_cache=not args.no_cache)
+    with LibraryMessages() as library:  # the libraries' own notes join the run's details.log, as in training
+        library.attach(Path(args.run_dir) / DETAILS_FILE)
+        results = evaluate_run(args.run_dir, sink=_progress_printer(), examples=args.examples,
+                               max_new_tokens=args.max_new_tokens, probe=False if args.no_probe else None,
+                               benchmark=args.benchmark, use_cache=not args.no_cache)
     print(file=sys.stderr)
     report = export_report(args.run_dir, args.report) if args.report else None
     if args.json:

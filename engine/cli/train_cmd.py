@@ -146,9 +146,14 @@ def run(args) -> int:
         return 0
     cfg.validate(config)  # a bad value stops here with the plain-words ConfigError message
     if args.print_plan:
+        from engine.cli.chat_cmd import quiet_loading
+        from engine.train.details import LibraryMessages
         from engine.train.preview import preview_plan
 
-        print(preview_plan(config, say=lambda message: print(message, file=sys.stderr)))
+        quiet_loading()
+        with LibraryMessages():  # the libraries' deprecation and kernel notes would bury the plan; nothing to keep
+            plan = preview_plan(config, say=lambda message: print(message, file=sys.stderr))
+        print(plan)
         return 0
     if args.gpus > 1 and int(os.environ.get("WORLD_SIZE", "1")) == 1:
         return _relaunch(args, sys.argv[1:])

@@ -20,11 +20,13 @@ DETAILS_FILE = "details.log"
 LIBRARY_LOGGERS = ("transformers", "peft", "bitsandbytes", "accelerate", "torch", "huggingface_hub", "datasets",
                    "safetensors", "tokenizers")
 
-# Library messages that matter to the user, and what they mean in plain words.
+# Library messages that matter to the user, what they mean in plain words, and the methods they concern
+# (None: every method). bitsandbytes is imported by PEFT for every method, so its kernel message also
+# appears in LoRA runs, where no 4-bit layer exists and the sentence would only puzzle.
 PLAIN_WORDS = (
     (re.compile(r"gemm_4bit_forward|kernels-community"),
      "QLoRA's 4-bit layers use the built-in CPU code path here (an optional faster one is not installed); "
-     "the results are the same."),
+     "the results are the same.", ("qlora",)),
 )
 
 
@@ -105,11 +107,13 @@ class LibraryMessages:
             pass  # a full disk is reported by the checkpoint that fails next, not by this side file
 
     # --- what the user reads -------------------------------------------------------------------
-    def plain_words(self) -> list[str]:
-        """Plain-words notes on the messages seen since the last call (each said once)."""
+    def plain_words(self, method: str) -> list[str]:
+        """Plain-words notes on the messages seen since the last call that concern `method` (each said once)."""
         fresh, self._said = self.lines[self._said:], len(self.lines)
         said = []
-        for pattern, words in PLAIN_WORDS:
+        for pattern, words, methods in PLAIN_WORDS:
+            if methods is not None and method not in methods:
+                continue
             if words not in self._said_known and any(pattern.search(line) for line in fresh):
                 self._said_known.add(words)
                 said.append(words)

@@ -315,7 +315,7 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library, called_at) ->
         if dist.main:
             _set_aside_abandoned(folder, loop.start_step, emit)
         emit(Notice(message=f"Resuming from step {loop.start_step} ({resumed.name})."))
-    for message in library.plain_words():
+    for message in library.plain_words(loaded.method):
         emit(Notice(message=message))
     trainable, total = trainable_counts(model)
     emit(Started(run_dir=str(run_path), method=loaded.method, device=hw.describe(), trainable_params=trainable,
@@ -334,7 +334,7 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library, called_at) ->
         folder.finish(result.reason, result.state.best_step)
         if clock is not None:
             clock.learn(loop.step_times)
-    for message in library.plain_words():
+    for message in library.plain_words(loaded.method):
         emit(Notice(message=message))
     finished = Finished(run_dir=str(run_path), output_path=str(out or folder.output_dir(loaded.method)),
                         reason=result.reason, step=result.step, best_step=result.state.best_step,
