@@ -52,6 +52,7 @@ def dpo_run(tmp_path_factory, model_dir: Path) -> Path:
         config.data.path = str(write_preference_file(folder / "pairs.jsonl", 48))
         config.data.max_length = 64
         t = config.training
+        t.plan = "custom"  # these settings exactly: tiny-model numbers, not the automatic plan for pairs
         t.objective, t.max_steps, t.batch_size, t.lr, t.warmup_ratio, t.precision, t.eval_every = (
             "dpo", 12, 8, 1e-3, 0.0, "fp32", 6)
         config.evaluation.max_new_tokens, config.evaluation.examples, config.evaluation.probe = 12, 4, False

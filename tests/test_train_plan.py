@@ -159,3 +159,35 @@ def test_a_small_set_of_short_rows_is_gone_over_several_times_up_to_a_limit():
     assert orders.epochs == pytest.approx(1.0)
     many_tiny_rows = make_plan(inputs(600, length=5))
     assert many_tiny_rows.epochs == pytest.approx(1.0)
+
+
+def test_preference_pairs_get_one_pass_with_validations_to_pick_the_best_step():
+    demo = p.make_preference_plan(inputs(214, length=420))  # LLaMA-Factory's DPO demo pairs at max_length 256
+    assert (demo.batch_size, demo.steps, demo.epochs) == (4, 54, pytest.approx(1.0, abs=0.01))
+    assert demo.validations >= p.PREFERENCE_VALIDATIONS_MIN and in_guard_rails(demo)
+    assert not demo.keep_general and demo.general_per_step == 0 and "pairs" in demo.keep_general_note
+    assert "one pass over your 214 pairs" in demo.explanation and "lowest validation loss" in demo.explanation
+    few = p.make_preference_plan(inputs(40, length=300))
+    assert few.steps == p.PREFERENCE_STEP_FLOOR and any("Only 40 pairs" in w for w in few.warnings)
+    assert p.make_preference_plan(inputs(5_000, length=300, step_limit=100)).steps == 100
+    assert p.make_preference_plan(inputs(0)).steps == 0
+
+
+def test_the_objective_decides_which_plan_a_config_gets():
+    from engine.train import autoplan
+
+    config = cfg.RunConfig()
+    config.training.objective = "dpo"
+    plan = autoplan.plan_for(config, inputs(214, length=420))
+    assert plan == p.make_preference_plan(inputs(214, length=420))
+    autoplan.apply(config, plan)
+    assert (config.training.batch_size, config.training.max_steps, config.training.lr) == (4, 54, plan.lr)
+    config.training.plan = "custom"
+    config.training.max_steps = 40
+    config.training.keep_general = "on"  # a setting left from supervised training does not apply to pairs
+    custom = autoplan.plan_for(config, inputs(214, length=420, keep_general="on"))
+    # The supervised floor of 64 steps was measured on answers, not pairs: no warning from it here.
+    assert custom.steps == 40 and not any("at least" in w for w in custom.warnings)
+    assert not custom.keep_general and custom.keep_general_note == p.PREFERENCE_KEEP_GENERAL_NOTE
+    config.training.objective = "sft"
+    assert any("at least 64" in w for w in autoplan.plan_for(config, inputs(214, length=420)).warnings)

@@ -152,6 +152,7 @@ def preference_config(model_dir, data, out, **training) -> cfg.RunConfig:
     config.model.name, config.data.path, config.out = str(model_dir), str(data), str(out)
     config.data.max_length = 64
     t = config.training
+    t.plan = "custom"  # these settings exactly, not the automatic plan for pairs
     t.objective, t.batch_size, t.lr, t.warmup_ratio, t.precision, t.eval_every = "dpo", 8, 1e-3, 0.0, "fp32", 6
     for key, value in training.items():
         setattr(t, key, value)

@@ -51,6 +51,15 @@ def test_keeping_general_ability_costs_time_and_kl_costs_a_forward_pass_more():
     assert first.answers_s == pytest.approx(3 * 48 * RATE.decode_step_s)  # 82 prompts in batches of 32
 
 
+def test_dpo_pays_a_reference_forward_pass_in_every_step_and_validation():
+    orpo = timing.estimate(work(), SHAPE, RATE)
+    dpo = timing.estimate(work(reference_forward=True), SHAPE, RATE)
+    flops = timing.forward_flops(SHAPE, [80] * 8, [30] * 8)
+    passes = timing.passes_for([80] * 8, 512, "cpu")
+    assert dpo.step_s == pytest.approx(orpo.step_s + flops * RATE.eval_s_per_flop + passes * RATE.pass_s)
+    assert dpo.validation_s == pytest.approx(2 * orpo.validation_s)
+
+
 def test_the_clock_starts_from_the_estimate_and_follows_the_measured_steps():
     e = timing.estimate(work(), SHAPE, RATE)
     clock = timing.RunClock(e, 60, validations_left=6)

@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 from pathlib import Path
 from typing import Optional, Sequence
 
 from engine import config as cfg
 from engine.train import keep_general as kg
 from engine.train import timing
-from engine.train.plan import Plan, PlanInputs, custom_plan, make_plan
+from engine.train.plan import (PREFERENCE_KEEP_GENERAL_NOTE, PREFERENCE_STEP_FLOOR, STEP_FLOOR, Plan, PlanInputs,
+                               custom_plan, make_plan, make_preference_plan)
 
 # Tokens of a general prompt as rendered, before its answer (the starter's template with its system turn).
 GENERAL_PROMPT_TOKENS = 40
@@ -77,19 +79,23 @@ def make_inputs(config: cfg.RunConfig, train: Sequence, val: Sequence, model_dir
 
 
 def plan_for(config: cfg.RunConfig, inputs: PlanInputs) -> Plan:
-    """training.plan 'auto': the automatic plan; 'custom': the config's own values in the same shape."""
-    if config.training.plan == "auto" and config.training.objective == "sft":
-        return make_plan(inputs)
-    # Preference tuning (dpo, orpo) keeps the settings as given: the plan's steps and learning rates were
-    # measured for supervised answers, not for pairs.
+    """training.plan 'auto': the automatic plan (for pairs with dpo and orpo); 'custom': the config's own
+    values in the same shape."""
     t = config.training
-    return custom_plan(inputs, batch_size=t.batch_size, epochs=t.epochs, max_steps=t.max_steps, lr=t.lr,
-                       warmup_ratio=t.warmup_ratio, eval_every=t.eval_every, save_every=t.save_every)
+    preference = t.objective != "sft"
+    if t.plan == "auto":
+        return make_preference_plan(inputs) if preference else make_plan(inputs)
+    plan = custom_plan(inputs, batch_size=t.batch_size, epochs=t.epochs, max_steps=t.max_steps, lr=t.lr,
+                       warmup_ratio=t.warmup_ratio, eval_every=t.eval_every, save_every=t.save_every,
+                       step_floor=PREFERENCE_STEP_FLOOR if preference else STEP_FLOOR)
+    if not preference:
+        return plan
+    return replace(plan, keep_general=False, general_per_step=0, keep_general_note=PREFERENCE_KEEP_GENERAL_NOTE)
 
 
 def apply(config: cfg.RunConfig, plan: Plan) -> None:
     """Write an automatic plan's values into the config (training.plan stays 'auto')."""
-    if config.training.plan != "auto" or config.training.objective != "sft":
+    if config.training.plan != "auto":
         return
     t = config.training
     config.method.name = plan.method
@@ -126,7 +132,8 @@ def work_from_lengths(plan: Plan, config: cfg.RunConfig, device_type: str, *, le
                           general_answers_to_write=answers_to_write if plan.keep_general else 0,
                           general_answer_tokens=kg.ANSWER_TOKENS,
                           saves=math.ceil(plan.steps / max(1, plan.save_every)),
-                          general_curve=bool(config.training.general_curve and val_lengths))
+                          general_curve=bool(config.training.general_curve and val_lengths),
+                          reference_forward=config.training.objective == "dpo")
 
 
 def answers_missing(model_dir: Path | str, tokenizer) -> int:

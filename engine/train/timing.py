@@ -140,6 +140,10 @@ class RunWork:
     saves: int = 0
     save_bytes: int = 0  # 0: adapter checkpoints (small)
     general_curve: bool = False  # the live general-knowledge slice is scored at each validation (and once at step 0)
+    # DPO scores every pair under the reference model too: a no-gradient forward pass of the same tokens
+    # in each step and each validation (LoRA and QLoRA: the adapter switched off; full fine-tuning computes
+    # it once before training, about the same work for a plan's single pass).
+    reference_forward: bool = False
 
     @staticmethod
     def mean(values: Sequence[int], default: float = 0.0) -> float:
@@ -172,6 +176,8 @@ def estimate(work: RunWork, shape: ModelShape, rate: Throughput) -> Estimate:
     user_flops = forward_flops(shape, step_lengths, [learned] * work.batch)
     passes = passes_for(step_lengths, work.max_length, work.device)
     user_s = user_flops * rate.train_s_per_flop + passes * rate.pass_s
+    if work.reference_forward:
+        user_s += user_flops * rate.eval_s_per_flop + passes * rate.pass_s
     general_s = 0.0
     if work.general_per_step:
         g_lengths = [work.general_length] * work.general_per_step
@@ -187,6 +193,8 @@ def estimate(work: RunWork, shape: ModelShape, rate: Throughput) -> Estimate:
     val_flops = forward_flops(shape, list(work.val_lengths), list(work.val_learned)) if work.val_lengths else 0.0
     val_passes = math.ceil(len(work.val_lengths) / max(1, work.batch)) if work.val_lengths else 0
     validation_s = work.validations * (val_flops * rate.eval_s_per_flop + val_passes * rate.pass_s)
+    if work.reference_forward:
+        validation_s *= 2
     if work.general_curve and work.validations:
         validation_s += (work.validations + 1) * curve_seconds(shape, rate)
     answers_s = 0.0
