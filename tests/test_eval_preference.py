@@ -45,8 +45,21 @@ def test_verdict_counts_one_pair_as_one_pair():
     result = result_with(0.50, 0.525, 60, 60)
     result["changed"] = {"to_right": 1, "to_wrong": 0}
     assert "(1 pair turned right, 0 turned wrong)" in verdict(result)[0]
-    result["pairs"] = 79  # one pair of 79 moves the share by about 1 point
+    result["pairs"] = 79  # one pair of 79 moves the share by about 1.3 points
+    assert "by 1.3 points)" in verdict(result)[0]
+    result["pairs"] = 229
+    assert "by 0.4 points)" in verdict(result)[0]
+    result["pairs"] = 100
     assert "by 1 point)" in verdict(result)[0]
+
+
+def test_verdict_says_when_the_model_moved_towards_the_chosen_answers_without_turning_pairs():
+    result = result_with(0.559, 0.581, 107, 113, pairs=229)
+    result["tuned"]["reward_accuracy"] = 0.68
+    text = verdict(result)[0]
+    assert "no clear change" in text and "moved towards the chosen answer in 68% of the pairs" in text
+    result["tuned"]["reward_accuracy"] = 0.52
+    assert "moved towards" not in verdict(result)[0]
 
 
 @pytest.fixture(scope="module")

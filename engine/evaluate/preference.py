@@ -24,6 +24,8 @@ from engine.words import count
 LONGER_RATIO, LONGER_TOKENS = 1.5, 10
 # ... while preference accuracy rose by less than this, is reported as verbosity without substance.
 REAL_GAIN = 0.05
+# An implicit-reward accuracy from here on says the tuned model moved towards the chosen answers.
+LEARNED_DIRECTION = 0.6
 SHOWN_EXAMPLES = 3
 PAIR_TOKEN_BUDGET_ROWS = 4  # rows of max_length tokens per forward pass while scoring
 
@@ -114,7 +116,14 @@ def verdict(result: dict) -> tuple[str, bool]:
         lines.append("It prefers the chosen answers less often than before: check the data (are chosen and "
                      "rejected the right way round?) and the learning rate.")
     else:
-        lines.append(f"That is no clear change (one pair moves the share by {count(round(one_pair), 'point')}).")
+        points = round(one_pair, 1) if one_pair < 2 else round(one_pair)
+        lines.append(f"That is no clear change (one pair moves the share by {points:g} point{'' if points == 1 else 's'}).")
+        moved = tuned.get("reward_accuracy")
+        if moved is not None and moved >= LEARNED_DIRECTION:
+            lines.append(f"Compared with the base model, though, it moved towards the chosen answer in {100 * moved:.0f}% "
+                         "of the pairs (DPO's implicit reward; 50% is chance): it has learned which answers are "
+                         "preferred, not yet by enough to turn most pairs, where one answer was far likelier to "
+                         "begin with. More pairs move it further.")
     lengths = (base.get("mean_length"), tuned.get("mean_length"))
     verbose = False
     if None not in lengths:
