@@ -131,7 +131,8 @@ class Controller(QObject):
 
     @property
     def lengths(self) -> list[int]:
-        """Tokens per example of the current dataset ([] until measured); the plan is made from them."""
+        """Tokens each example trains on ([] until measured; a preference pair counts both of its sequences);
+        the plan and its time estimate are made from them."""
         return self._lengths
 
     def set_lengths(self, lengths) -> None:

@@ -65,12 +65,23 @@ def test_dataset_view_previews_a_pair_and_the_length_difference(qtbot, controlle
     qtbot.waitUntil(lambda: bool(view.pair_chart.differences), timeout=WAIT_MS)
     assert len(view.pair_chart.differences) == 12 and view.pair_chart_card.isVisible()
     assert "The chosen answer is longer in" in view.pair_chart.summary.text()
+    # The plan prices a pair as the two sequences it trains on; the histogram shows prompt + chosen.
+    assert len(controller.lengths) == 12
+    assert all(trained > shown for trained, shown in zip(controller.lengths, view.histogram.lengths))
     # A plain dataset switches back: single examples, SFT.
     from gui.state import SAMPLE_DATASET
 
     with qtbot.waitSignal(view.reportShown, timeout=WAIT_MS):
         view.open_file(str(SAMPLE_DATASET))
     assert controller.config.training.objective == "sft" and not view.pair_chart_card.isVisible()
+
+
+def test_a_pair_trains_as_two_sequences_in_the_plans_lengths():
+    from gui.views.dataset_jobs import Lengths
+
+    measured = Lengths(lengths=[50, 80], template_warning=None, pairs=[(20, 5), (30, 60)])
+    assert measured.trained == [2 * 50 - 20 + 5, 2 * 80 - 30 + 60]  # prompt twice, each answer once
+    assert Lengths(lengths=[50, 80], template_warning=None).trained == [50, 80]
 
 
 def metric(step, split, accuracy, margin, preferred=20.0):
