@@ -46,7 +46,8 @@ class Controller(QObject):
         super().__init__(parent)
         self._config = config if config is not None else RunConfig()
         self._report: Any = None  # engine.data.inspect.DatasetReport, or None
-        self._lengths: list[int] = []  # tokens per example as trained (a sample for large files)
+        self._lengths: list[int] = []  # full tokens per example (a sample for large files)
+        self._pair_answers: list[tuple[int, int]] = []  # preference data: answer tokens of each measured pair
         self._model_dir: str = ""  # the resolved Hugging Face folder of config.model.name, once known
         self._run_dir: str = ""
         self._busy = False
@@ -126,17 +127,23 @@ class Controller(QObject):
     def set_report(self, report: Any) -> None:
         """Publish the inspection of the current dataset (None when it could not be read)."""
         self._report = report
-        self._lengths = []
+        self._lengths, self._pair_answers = [], []
         self.datasetChanged.emit()
 
     @property
     def lengths(self) -> list[int]:
-        """Tokens each example trains on ([] until measured; a preference pair counts both of its sequences);
-        the plan and its time estimate are made from them."""
+        """Full tokens per example of the current dataset, before cutting ([] until measured); the plan is
+        made from them."""
         return self._lengths
 
-    def set_lengths(self, lengths) -> None:
+    @property
+    def pair_answers(self) -> list[tuple[int, int]]:
+        """Preference data: (chosen, rejected) answer tokens of each measured pair, in the order of `lengths`."""
+        return self._pair_answers
+
+    def set_lengths(self, lengths, pair_answers=()) -> None:
         self._lengths = list(lengths)
+        self._pair_answers = list(pair_answers)
         self.lengthsChanged.emit()
 
     # --- runs ----------------------------------------------------------------------------

@@ -55,6 +55,16 @@ def test_the_plan_explains_itself_and_own_settings_show_the_planned_fields(view)
     assert controller.config.training.plan == "auto"
 
 
+def test_preference_pairs_get_their_own_plan_priced_as_two_sequences_each(view):
+    plan, controller = view.plan, view.controller
+    controller.set_value("training.objective", "dpo")
+    controller.set_lengths([300] * 16, [(100, 40)] * 16)  # prompt + chosen 300 tokens; rejected 60 shorter
+    controller.set_value("data.max_length", 256)
+    plan.refresh()
+    assert plan.plan.steps == 32 and "pairs" in plan.explanation.text() and not plan.keep.isChecked()
+    assert plan.inputs().lengths == (256 + 240,) * 16  # each side cut to max_length, as training cuts it
+
+
 def test_keep_general_ability_is_on_for_small_data_and_can_be_turned_off(view):
     plan, controller = view.plan, view.controller
     assert plan.keep.isChecked() and "small set" in plan.keep_note.text()

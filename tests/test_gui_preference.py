@@ -66,8 +66,7 @@ def test_dataset_view_previews_a_pair_and_the_length_difference(qtbot, controlle
     assert len(view.pair_chart.differences) == 12 and view.pair_chart_card.isVisible()
     assert "The chosen answer is longer in" in view.pair_chart.summary.text()
     # The plan prices a pair as the two sequences it trains on; the histogram shows prompt + chosen.
-    assert len(controller.lengths) == 12
-    assert all(trained > shown for trained, shown in zip(controller.lengths, view.histogram.lengths))
+    assert len(controller.lengths) == len(controller.pair_answers) == 12
     # A plain dataset switches back: single examples, SFT.
     from gui.state import SAMPLE_DATASET
 
@@ -76,12 +75,12 @@ def test_dataset_view_previews_a_pair_and_the_length_difference(qtbot, controlle
     assert controller.config.training.objective == "sft" and not view.pair_chart_card.isVisible()
 
 
-def test_a_pair_trains_as_two_sequences_in_the_plans_lengths():
-    from gui.views.dataset_jobs import Lengths
+def test_a_pair_trains_as_two_sequences_each_cut_to_max_length():
+    from engine.train.autoplan import pair_lengths
 
-    measured = Lengths(lengths=[50, 80], template_warning=None, pairs=[(20, 5), (30, 60)])
-    assert measured.trained == [2 * 50 - 20 + 5, 2 * 80 - 30 + 60]  # prompt twice, each answer once
-    assert Lengths(lengths=[50, 80], template_warning=None).trained == [50, 80]
+    # prompt + chosen measured 50 and 80 tokens; the rejected answers are 5 and 60 tokens against 20 and 30
+    assert pair_lengths([50, 80], [(20, 5), (30, 60)], 512) == [50 + 35, 80 + 110]
+    assert pair_lengths([50, 800], [(20, 5), (30, 60)], 100) == [50 + 35, 100 + 100]
 
 
 def metric(step, split, accuracy, margin, preferred=20.0):

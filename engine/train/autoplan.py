@@ -61,6 +61,14 @@ def lengths_of(rendered: Sequence) -> tuple[list[int], list[int]]:
             [sum(1 for s in both for label in s.labels[1:] if label != IGNORE_INDEX) for both in sides])
 
 
+def pair_lengths(full_lengths: Sequence[int], pair_answers: Sequence[tuple[int, int]], max_length: int) -> list[int]:
+    """Tokens each preference pair trains on, from measured lengths (the window's): the prompt with the chosen
+    answer (`full_lengths`, uncut) and the prompt with the rejected one, each cut to `max_length`, as
+    `lengths_of` counts the rendered pairs."""
+    return [min(full, max_length) + min(full - chosen + rejected, max_length)
+            for full, (chosen, rejected) in zip(full_lengths, pair_answers)]
+
+
 def make_inputs(config: cfg.RunConfig, train: Sequence, val: Sequence, model_dir: Path | str, device_type: str,
                 *, gpus: int = 1, memory: Optional[int] = None, per_method: Optional[dict] = None) -> PlanInputs:
     lengths, _ = lengths_of(train)

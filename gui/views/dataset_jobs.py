@@ -106,14 +106,6 @@ class Lengths:
     total: int = 0  # examples in the dataset; more than len(lengths) when only a sample was measured
     pairs: list = field(default_factory=list)  # preference data: (chosen, rejected) answer tokens per measured pair
 
-    @property
-    def trained(self) -> list:
-        """Tokens each example puts through training, for the plan's time estimate: a pair is two sequences,
-        the prompt with the chosen answer (its full length) and the prompt with the rejected one."""
-        if not self.pairs:
-            return list(self.lengths)
-        return [2 * length - chosen + rejected for length, (chosen, rejected) in zip(self.lengths, self.pairs)]
-
 
 def token_lengths(examples: list, model_dir: str, template: str, data_format: str,
                   limit: int = MEASURE_SAMPLE, still_wanted: Callable[[], bool] = lambda: True) -> Optional[Lengths]:

@@ -330,7 +330,7 @@ class DatasetView(QWidget):
 
     def _on_lengths(self, result: dataset_jobs.Lengths) -> None:
         self.histogram.set_lengths(result.lengths, result.total)
-        self.controller.set_lengths(result.trained)
+        self.controller.set_lengths(result.lengths, result.pairs)
         self.pair_chart.set_pairs(result.pairs)
         self._template_warning = result.template_warning
         self._show_warnings()

@@ -140,6 +140,8 @@ class PlanPanel(QWidget):
             return None
         train, val = split_counts(config, report.rows_valid)
         lengths = list(self.controller.lengths)
+        if self.controller.pair_answers:  # a pair trains as two sequences, each cut to max_length
+            lengths = autoplan.pair_lengths(lengths, self.controller.pair_answers, config.data.max_length)
         mean = sum(lengths) / len(lengths) if lengths else 0
         hardware = self.hardware_panel.hardware
         estimate = self.hardware_panel.last_estimate
