@@ -287,3 +287,19 @@ def test_out_of_memory_is_retried_in_smaller_passes_of_whole_pairs(tiny_model_di
     assert losses(retried) == pytest.approx(losses(whole), rel=1e-5)
     accuracy = lambda events: [e.accuracy for e in events if isinstance(e, PreferenceMetric)]  # noqa: E731
     assert accuracy(retried) == accuracy(whole)  # the failed pass left nothing in the step's statistics
+
+
+def test_the_plan_preview_prices_pairs_as_training_lays_them_out(tiny_model_dir, tmp_path):
+    from engine.data.build import build_training_data
+    from engine.templates import load_tokenizer
+    from engine.train.autoplan import lengths_of
+    from engine.train.preview import make_preview
+
+    config = preference_config(tiny_model_dir, write_preference_file(tmp_path / "pairs.jsonl", 40), tmp_path / "run")
+    config.training.plan = "auto"
+    preview = make_preview(config)
+    assert "pairs" in preview.plan.explanation and preview.plan.steps == 32
+    # both sides of each pair, not the chosen side alone (as the supervised reader would see the file)
+    chosen_only, _ = lengths_of(build_training_data(config, load_tokenizer(tiny_model_dir)).train)
+    assert preview.work.mean_length > 1.5 * sum(chosen_only) / len(chosen_only)
+    assert preview.work.reference_forward

@@ -30,6 +30,15 @@ class TrainingData:
     test_examples: list = field(default_factory=list)  # Example: never trained on, for the before/after evaluation
 
 
+def build_data(config, tokenizer) -> TrainingData:
+    """The training data for the config's objective: pairs for dpo and orpo, examples for sft."""
+    if config.training.objective != "sft":
+        from engine.data.preference_build import build_preference_data  # it builds on this module
+
+        return build_preference_data(config, tokenizer)
+    return build_training_data(config, tokenizer)
+
+
 def build_training_data(config, tokenizer) -> TrainingData:
     """Read, validate, split and render the data of `config` (a RunConfig) with `tokenizer`.
 

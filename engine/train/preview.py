@@ -47,7 +47,7 @@ class Preview:
 
 def make_preview(config: cfg.RunConfig, say: Callable[[str], None] = lambda message: None) -> Preview:
     """Read and render the data as training will, plan, and price the plan on this machine."""
-    from engine.data.build import build_training_data
+    from engine.data.build import build_data
     from engine.models import resolve_model
     from engine.templates import load_tokenizer
     from engine.train import calibrate, hardware
@@ -56,7 +56,7 @@ def make_preview(config: cfg.RunConfig, say: Callable[[str], None] = lambda mess
     hw = hardware.choose(config.training.precision)
     model_dir = resolve_model(config.model.name)
     tokenizer = load_tokenizer(model_dir, config.model.template)
-    data = build_training_data(config, tokenizer)
+    data = build_data(config, tokenizer)
     plan = autoplan.plan_for(config, autoplan.make_inputs(config, data.train, data.val, model_dir, hw.device.type))
     autoplan.apply(config, plan)
     rate = calibrate.stored_rate(config, model_dir, hw.device.type)

@@ -16,6 +16,7 @@ import torch
 
 from engine import config as cfg
 from engine import failures, remote_code
+from engine.data.build import build_data
 from engine.events import Event, Failed, Finished, Notice, Planned, Started
 from engine.train import checkpoint as ckpt
 from engine.train import autoplan, calibrate, distributed, hardware, kernels, timing
@@ -60,16 +61,6 @@ def total_steps_for(config: cfg.RunConfig, train_examples: int) -> int:
     if t.max_steps:
         return t.max_steps
     return max(1, math.ceil(t.epochs * steps_per_epoch(train_examples, t.batch_size)))
-
-
-def _load_data(config: cfg.RunConfig, tokenizer):
-    if config.training.objective != "sft":
-        from engine.data.preference_build import build_preference_data
-
-        return build_preference_data(config, tokenizer)
-    from engine.data.build import build_training_data
-
-    return build_training_data(config, tokenizer)
 
 
 def _objective(config: cfg.RunConfig, model) -> tuple:
@@ -254,7 +245,7 @@ def _run(config, emit, stop, resume_from, data, hw, dist, library, called_at) ->
         emit(Notice(message=remote_code.warning(model_dir), level="warning"))
     tokenizer = load_tokenizer(model_dir, config.model.template)
     if data is None:
-        data = _load_data(config, tokenizer)
+        data = build_data(config, tokenizer)
     for warning in getattr(data, "warnings", []) or []:
         emit(Notice(message=str(warning), level="warning"))
     if not data.train:
