@@ -61,7 +61,8 @@ def test_preference_pairs_get_their_own_plan_priced_as_two_sequences_each(view):
     controller.set_lengths([300] * 16, [(100, 40)] * 16)  # prompt + chosen 300 tokens; rejected 60 shorter
     controller.set_value("data.max_length", 256)
     plan.refresh()
-    assert plan.plan.steps == 32 and "pairs" in plan.explanation.text() and not plan.keep.isChecked()
+    assert plan.plan.steps == 32 and "pairs" in plan.explanation.text()
+    assert not plan.keep.isChecked() and not plan.keep.isEnabled() and "Not used" in plan.keep_note.text()
     assert plan.inputs().lengths == (256 + 240,) * 16  # each side cut to max_length, as training cuts it
 
 

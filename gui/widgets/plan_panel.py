@@ -177,6 +177,7 @@ class PlanPanel(QWidget):
         self.plan = plan = autoplan.plan_for(config, inputs)
         self.explanation.setText(plan.explanation)
         self.keep.setChecked(plan.keep_general)
+        self.keep.setEnabled(config.training.objective == "sft")  # pairs: not used (the note below says why)
         self.method_note.setText(f"Method: {plan.method_note}" if plan.method_note else "")
         self.method_note.setVisible(bool(plan.method_note))
         self.warnings.setText("\n".join(plan.warnings))
