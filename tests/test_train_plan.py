@@ -188,6 +188,7 @@ def test_the_objective_decides_which_plan_a_config_gets():
     custom = autoplan.plan_for(config, inputs(214, length=420, keep_general="on"))
     # The supervised floor of 64 steps was measured on answers, not pairs: no warning from it here.
     assert custom.steps == 40 and not any("at least" in w for w in custom.warnings)
+    assert custom.explanation.startswith("Your settings: 40 steps of 4 pairs")
     assert not custom.keep_general and custom.keep_general_note == p.PREFERENCE_KEEP_GENERAL_NOTE
     config.training.objective = "sft"
     assert any("at least 64" in w for w in autoplan.plan_for(config, inputs(214, length=420)).warnings)

@@ -95,7 +95,8 @@ def plan_for(config: cfg.RunConfig, inputs: PlanInputs) -> Plan:
         return make_preference_plan(inputs) if preference else make_plan(inputs)
     plan = custom_plan(inputs, batch_size=t.batch_size, epochs=t.epochs, max_steps=t.max_steps, lr=t.lr,
                        warmup_ratio=t.warmup_ratio, eval_every=t.eval_every, save_every=t.save_every,
-                       step_floor=PREFERENCE_STEP_FLOOR if preference else STEP_FLOOR)
+                       step_floor=PREFERENCE_STEP_FLOOR if preference else STEP_FLOOR,
+                       unit="pairs" if preference else "examples")
     if not preference:
         return plan
     return replace(plan, keep_general=False, general_per_step=0, keep_general_note=PREFERENCE_KEEP_GENERAL_NOTE)

@@ -299,8 +299,10 @@ def lr_warning(method: str, lr: float) -> Optional[str]:
 
 
 def custom_plan(inputs: PlanInputs, *, batch_size: int, epochs: float, max_steps: int, lr: float,
-                warmup_ratio: float, eval_every: int, save_every: int, step_floor: int = STEP_FLOOR) -> Plan:
-    """The user's own settings (training.plan: custom), in the same shape as an automatic plan."""
+                warmup_ratio: float, eval_every: int, save_every: int, step_floor: int = STEP_FLOOR,
+                unit: str = "examples") -> Plan:
+    """The user's own settings (training.plan: custom), in the same shape as an automatic plan. `unit`
+    names what a step is made of ("pairs" in preference tuning)."""
     n = max(0, int(inputs.examples))
     batch = max(1, batch_size)
     steps = max_steps or (max(1, math.ceil(epochs * max(1, math.ceil(n / batch)))) if n else 0)
@@ -311,8 +313,8 @@ def custom_plan(inputs: PlanInputs, *, batch_size: int, epochs: float, max_steps
     if n and steps < step_floor and n < RISKY_DATA:
         warnings.append(f"{steps} steps: small data sets needed at least {step_floor} before the model learned "
                         "anything in our measurements. The automatic plan takes care of this.")
-    explanation = (f"Your settings: {steps} steps of {batch} examples ({real_epochs:.3g} passes over "
-                   f"{n:,} examples) at learning rate {lr:g}.")
+    explanation = (f"Your settings: {steps} steps of {batch} {unit} ({real_epochs:.3g} passes over "
+                   f"{n:,} {unit}) at learning rate {lr:g}.")
     return Plan(method=inputs.method, method_note="", batch_size=batch, steps=steps, epochs=round(real_epochs, 3),
                 lr=lr, warmup_steps=int(round(warmup_ratio * steps)), eval_every=every, save_every=save_every or every,
                 keep_general=keep, keep_general_note=keep_note,
