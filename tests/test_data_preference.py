@@ -139,6 +139,19 @@ def test_a_long_prompt_gives_up_its_middle_so_the_answers_keep_their_room(tokeni
     assert rendered.chosen.input_ids[:start] == rendered.rejected.input_ids[:start]
 
 
+def test_sides_whose_prompts_render_differently_are_cut_at_the_end_only(tokenizer, monkeypatch):
+    from engine.data import preference_build
+
+    pair = PreferencePair(row=2, messages=[{"role": "user", "content": "Tell me a story."},
+                                           {"role": "assistant", "content": "Once " * 100}], rejected="No.")
+    whole = render_pair(pair, tokenizer, max_length=4096)
+    starts = iter([5, 6])  # as if the template laid the prompt out differently on the two sides
+    monkeypatch.setattr(preference_build, "_answer_start", lambda rendered: next(starts))
+    rendered = render_pair(pair, tokenizer, max_length=48)
+    assert rendered.chosen.input_ids == whole.chosen.input_ids[:48]  # nothing taken out of the middle
+    assert rendered.rejected.input_ids == whole.rejected.input_ids[:48]
+
+
 def test_long_answers_are_cut_at_the_end_after_a_short_prompt(tokenizer):
     pair = PreferencePair(row=1, messages=[{"role": "user", "content": "Tell me a story."},
                                            {"role": "assistant", "content": "Once " * 100}], rejected="No.")

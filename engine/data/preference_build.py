@@ -83,7 +83,7 @@ def render_pair(pair, tokenizer, *, max_length: int) -> RenderedPair:
     if (_answer_start(full["rejected"]) != prompt_length
             or full["chosen"].input_ids[:prompt_length] != full["rejected"].input_ids[:prompt_length]):
         # The template renders the shared prompt differently on each side: cut at the end, as for supervised data.
-        sides = {side: _cut(rendered, len(rendered.input_ids), 0, max_length) for side, rendered in full.items()}
+        sides = {side: _cut(rendered, 0, 0, max_length) for side, rendered in full.items()}
         return RenderedPair(chosen=sides["chosen"], rejected=sides["rejected"], row=pair.row)
     longest_answer = max(len(rendered.input_ids) for rendered in full.values()) - prompt_length
     answer_room = min(longest_answer, max(max_length - prompt_length, int(max_length * ANSWER_SHARE)))
